@@ -1,0 +1,73 @@
+"""labelport: export medical-imaging annotation projects through writer plugins.
+
+Open a project and iterate its tasks as arrays::
+
+    import labelport
+    for task in labelport.open_source("export-folder"):
+        for series in task.series:
+            if series.label_map is not None:
+                print(task.name, series.name, series.label_map.array.shape, series.label_map.affine)
+
+Export it::
+
+    report = labelport.export("export-folder", "out", writers=["nifti"])
+"""
+
+from __future__ import annotations
+
+from ._version import __version__
+from .context import WriterContext
+from .errors import LabelError, LabelportError, OptionError, PluginError, SourceError, WriterError
+from .export import ExportReport, Failure, export
+from .hookspecs import hookimpl, hookspec
+from .model import (
+    VECTOR_ANNOTATION_KEYS,
+    Category,
+    LabelMap,
+    LabelVolume,
+    Segment,
+    Series,
+    Task,
+    Taxonomy,
+)
+from .niftiio import read_label_nifti, write_nifti
+from .paths import safe_name
+from .plugins import Registry, WriterInfo
+from .sources import LocalExport, Source, TaskFilter, TaskRef, open_source
+from .writer import NoOptions, WriterSpec
+
+__all__ = [
+    "VECTOR_ANNOTATION_KEYS",
+    "Category",
+    "ExportReport",
+    "Failure",
+    "LabelError",
+    "LabelMap",
+    "LabelVolume",
+    "LabelportError",
+    "LocalExport",
+    "NoOptions",
+    "OptionError",
+    "PluginError",
+    "Registry",
+    "Segment",
+    "Series",
+    "Source",
+    "SourceError",
+    "Task",
+    "TaskFilter",
+    "TaskRef",
+    "Taxonomy",
+    "WriterContext",
+    "WriterError",
+    "WriterInfo",
+    "WriterSpec",
+    "__version__",
+    "export",
+    "hookimpl",
+    "hookspec",
+    "open_source",
+    "read_label_nifti",
+    "safe_name",
+    "write_nifti",
+]

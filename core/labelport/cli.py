@@ -1,0 +1,181 @@
+"""The ``labelport`` command: a thin layer over :func:`labelport.export` and the plugin registry."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from ._version import __version__
+from .errors import LabelportError, OptionError
+from .export import ExportReport, export
+from .plugins import Registry
+
+__all__ = ["main"]
+
+
+@contextmanager
+def _plugin_warnings() -> Iterator[None]:
+    """Show plugin-loading warnings as one plain line each."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in dict.fromkeys(str(w.message) for w in caught):
+        click.echo(f"warning: {w.removeprefix('labelport: ')}", err=True)
+
+
+def _registry() -> Registry:
+    with _plugin_warnings():
+        return Registry()
+
+
+class _ExportCommand(click.Command):
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = ", ".join(w.name for w in _registry().writers())
+        with formatter.section("Writers"):
+            formatter.write_text(f"{names}. `labelport writers` describes them and their options.")
+
+
+def _parse_opts(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    options: dict[str, dict[str, str]] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        writer, dot, name = key.partition(".")
+        if not sep or not dot or not writer or not name:
+            raise OptionError(f"--opt {item!r}: expected WRITER.KEY=VALUE, e.g. nifti.compresslevel=2")
+        options.setdefault(writer, {})[name] = value
+    return options
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="labelport")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logging.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Export medical-imaging annotation projects (RedBrick AI style) through writer plugins."""
+    ctx.obj = {"debug": debug}
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(message)s")
+
+
+@cli.command(cls=_ExportCommand)
+@click.argument("source")
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("-w", "--writer", "writers", multiple=True, required=True, metavar="NAME",
+              help="Writer to run (repeatable). One writer writes into OUT, several into OUT/<writer>/.")
+@click.option("--opt", "opts", multiple=True, metavar="WRITER.KEY=VALUE", help="A writer option (repeatable).")
+@click.option("--task-id", "task_ids", multiple=True, metavar="ID", help="Only this task (repeatable).")
+@click.option("--stage", metavar="NAME", help="Only tasks currently in this stage.")
+@click.option("--only-ground-truth", is_flag=True, help="Only tasks in the END stage.")
+@click.option("--taxonomy", type=click.Path(dir_okay=False, exists=True),
+              help="Taxonomy JSON (default: SOURCE/taxonomy.json, else derived from the tasks).")
+@click.option("--unknown-labels", type=click.Choice(["error", "warn"]), default="error", show_default=True,
+              help="A voxel value missing from the segmentMap fails its task, or only warns.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary unless something failed.")
+@click.pass_context
+def export_command(
+    ctx: click.Context, source: str, out: str, writers: tuple[str, ...], opts: tuple[str, ...],
+    task_ids: tuple[str, ...], stage: str | None, only_ground_truth: bool, taxonomy: str | None,
+    unknown_labels: str, quiet: bool,
+) -> None:
+    """Export the project at SOURCE (a RedBrick export folder) into OUT."""
+    debug = ctx.obj["debug"]
+    bar: Any = None
+
+    def progress(done: int, total: int | None, failed: bool) -> None:
+        if bar is not None:
+            if total is not None and bar.length != total:
+                bar.length = total
+            bar.update(1)
+
+    try:
+        options = _parse_opts(opts)
+        registry = _registry()
+        show_bar = not quiet and sys.stderr.isatty()
+        with click.progressbar(length=1, label="exporting", file=sys.stderr, show_eta=True,
+                               show_pos=True) if show_bar else _nothing() as bar_:
+            bar = bar_
+            report = export(
+                source, out, list(writers), options=options, task_ids=task_ids, stage=stage,
+                only_ground_truth=only_ground_truth, taxonomy=taxonomy,
+                unknown_labels=unknown_labels,  # type: ignore[arg-type]
+                registry=registry, progress=progress if show_bar else None,
+            )
+    except LabelportError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    _summary(report, quiet, debug)
+    if not report.ok:
+        sys.exit(1)
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield None
+
+
+def _summary(report: ExportReport, quiet: bool, debug: bool) -> None:
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    for failure in report.failures:
+        click.echo(f"failed: {failure}", err=True)
+        if debug and failure.detail:
+            click.echo(failure.detail, err=True)
+    if quiet and report.ok:
+        return
+    parts = ", ".join(f"{name}: {n}" for name, n in report.written.items())
+    click.echo(
+        f"{report.tasks_seen} task(s) read, written ({parts}), {report.failed_tasks} failed, "
+        f"in {report.seconds:.1f} s -> {report.out}",
+        err=not report.ok,
+    )
+
+
+@cli.command("writers")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def writers_command(as_json: bool) -> None:
+    """List the installed writers, their packages and options, and plugins that failed to load."""
+    registry = _registry()
+    rows: list[dict[str, Any]] = []
+    for info in registry.writers():
+        spec = info.spec
+        rows.append({
+            "name": spec.name, "description": spec.description, "package": info.plugin.package,
+            "version": info.plugin.version, "options": {k: getattr(v, "__name__", str(v))
+                                                        for k, v in spec.option_types().items()},
+            "missing": spec.missing(),
+        })
+    broken = [{"plugin": b.name, "package": b.package, "version": b.version, "error": b.error}
+              for b in registry.broken]
+    conflicts = [registry.conflict_message(name) for name in registry.conflicts]
+    if as_json:
+        click.echo(json.dumps({"writers": rows, "broken": broken, "conflicts": conflicts}, indent=2))
+        return
+    width = max((len(r["name"]) for r in rows), default=4)
+    for r in rows:
+        origin = f"{r['package']} {r['version']}".strip()
+        click.echo(f"{r['name']:<{width}}  {r['description']}  [{origin}]")
+        if r["options"]:
+            click.echo(f"{'':<{width}}  options: " + ", ".join(f"{k} ({t})" for k, t in r["options"].items()))
+        if r["missing"]:
+            click.echo(f"{'':<{width}}  missing: {', '.join(r['missing'])} "
+                       f"(pip install {' '.join(r['missing'])})")
+    for b in broken:
+        click.echo(f"broken plugin {b['plugin']!r} from package {b['package']!r}: {b['error']}")
+    for message in conflicts:
+        click.echo(f"conflict: {message}")
+
+
+def main() -> None:
+    cli(prog_name="labelport")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""What a writer gets besides the task: where to write, its options, and atomic, recorded file creation."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from .errors import WriterError
+from .model import LabelMap, Series
+from .niftiio import write_nifti
+from .paths import safe_join
+
+__all__ = ["WriterContext"]
+
+
+class WriterContext:
+    """One writer's view of one task.
+
+    Every file goes through :meth:`create` (or a helper built on it): it is written under a temporary name
+    and renamed into place only when complete, and its path is recorded in :attr:`written`. Paths are
+    relative to :attr:`root` and use ``/``; they cannot leave the root.
+    """
+
+    def __init__(
+        self, root: str, task_folder: str, series_stems: Mapping[int, str], options: Any, writer: str = ""
+    ) -> None:
+        self.root = root
+        self.options = options
+        self.writer = writer
+        self.task_folder = task_folder
+        self._stems = dict(series_stems)
+        self.written: list[str] = []
+
+    # -- naming -------------------------------------------------------------------------------------------
+    def task_dir(self, top: str = "segmentations") -> str:
+        """``segmentations/<task folder>``: the task's folder, named safely and uniquely by the core."""
+        return f"{top}/{self.task_folder}"
+
+    def series_stem(self, series: Series) -> str:
+        """The series' safe, unique file stem (its name, else A, B, ... by index)."""
+        return self._stems[series.index]
+
+    def series_path(self, series: Series, suffix: str, top: str = "segmentations") -> str:
+        """``segmentations/<task>/<series><suffix>``, e.g. ``suffix=".nii.gz"``."""
+        return f"{self.task_dir(top)}/{self.series_stem(series)}{suffix}"
+
+    def series_dir(self, series: Series, top: str = "segmentations") -> str:
+        """``segmentations/<task>/<series>``, for writers that emit several files per series."""
+        return f"{self.task_dir(top)}/{self.series_stem(series)}"
+
+    # -- writing ------------------------------------------------------------------------------------------
+    @contextmanager
+    def create(self, relpath: str) -> Iterator[str]:
+        """Yield a temporary path to write ``relpath`` to; it is renamed into place when the block ends
+        without an exception, and removed otherwise."""
+        final = safe_join(self.root, relpath)
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        head, tail = os.path.split(final)
+        tmp = os.path.join(head, f".{tail[:180]}.{os.getpid()}.tmp")
+        try:
+            yield tmp
+            if not os.path.isfile(tmp):
+                raise WriterError(f"nothing was written to {relpath}")
+            os.replace(tmp, final)
+        finally:
+            if os.path.lexists(tmp):
+                os.remove(tmp)
+        self.written.append(relpath)
+
+    def write_bytes(self, relpath: str, data: bytes) -> str:
+        with self.create(relpath) as tmp, open(tmp, "wb") as f:
+            f.write(data)
+        return relpath
+
+    def write_json(self, relpath: str, obj: Any) -> str:
+        text = json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
+        return self.write_bytes(relpath, text.encode("utf-8"))
+
+    def write_nifti(
+        self, relpath: str, array: np.ndarray, *, like: LabelMap | None = None,
+        affine: np.ndarray | None = None, compresslevel: int = 1,
+    ) -> str:
+        """Write ``array`` as NIfTI (gzip through ISA-L for ``.nii.gz``). ``like`` copies the geometry and
+        header of a source label map; otherwise ``affine`` (RAS+, as nibabel uses) is required."""
+        header = like.header if like is not None else None
+        with self.create(relpath) as tmp:
+            write_nifti(tmp, array, affine=affine, header=header, compresslevel=compresslevel,
+                        gzip=relpath.endswith(".gz"))
+        return relpath
+
+    def rollback(self) -> None:
+        """Remove every file this context wrote (used when the task fails part-way)."""
+        for relpath in reversed(self.written):
+            path = safe_join(self.root, relpath)
+            if os.path.lexists(path):
+                os.remove(path)
+        self.written.clear()

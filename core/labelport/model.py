@@ -1,0 +1,317 @@
+"""The canonical in-memory model of an annotation project: plain objects, no file formats.
+
+A source turns each task record into a :class:`Task`; every writer reads the same objects. Label arrays are
+loaded lazily, once, in their stored integer dtype, and dropped again with :meth:`Task.release`. The original
+records are kept, so fields that no writer understands still reach tasks.json unchanged.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import copy
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import LabelError
+
+__all__ = [
+    "VECTOR_ANNOTATION_KEYS",
+    "Category",
+    "LabelMap",
+    "LabelVolume",
+    "Segment",
+    "Series",
+    "Task",
+    "Taxonomy",
+]
+
+RGB = tuple[int, int, int]
+
+#: Series fields holding vector annotations; they pass through every writer unchanged.
+VECTOR_ANNOTATION_KEYS = (
+    "classifications", "instanceClassifications", "landmarks", "landmarks3d", "measurements",
+    "boundingBoxes", "cuboids", "polygons", "polylines", "ellipses", "heatMaps", "transforms", "centerline",
+)
+
+# Distinct, colour-blind-friendlier colours for derived taxonomies; golden-ratio hues after these run out.
+_PALETTE = (
+    "#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45",
+    "#fabed4", "#469990", "#dcbeff", "#9a6324", "#fffac8", "#800000", "#aaffc3", "#808000", "#ffd8b1",
+    "#000075", "#a9a9a9",
+)
+
+
+def parse_color(value: Any) -> RGB:
+    """``"#RRGGBB"``, ``"#RGB"`` or an ``[r, g, b]`` list -> (r, g, b)."""
+    if isinstance(value, str):
+        text = value.strip().lstrip("#")
+        if len(text) == 3:
+            text = "".join(ch * 2 for ch in text)
+        if len(text) == 6:
+            try:
+                return (int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16))
+            except ValueError:
+                pass
+    elif isinstance(value, (list, tuple)) and len(value) >= 3 and all(isinstance(v, int) for v in value[:3]):
+        r, g, b = (int(v) for v in value[:3])
+        if all(0 <= v <= 255 for v in (r, g, b)):
+            return (r, g, b)
+    raise ValueError(f"not a colour: {value!r}")
+
+
+def default_color(class_id: int) -> RGB:
+    """The deterministic colour of a class id in a derived taxonomy."""
+    if 0 <= class_id < len(_PALETTE):
+        return parse_color(_PALETTE[class_id])
+    hue = (class_id * 0.618033988749895) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(hue, 0.65, 0.95)
+    return (round(r * 255), round(g * 255), round(b * 255))
+
+
+@dataclass(frozen=True)
+class Category:
+    """A taxonomy class: ``class_id`` counts from 0 (RedBrick's classId); semantic maps store class_id + 1."""
+
+    name: str
+    class_id: int
+    color: RGB
+    attributes: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Taxonomy:
+    """The project's categories. ``derived`` is true when no taxonomy file was given."""
+
+    name: str
+    categories: tuple[Category, ...]
+    derived: bool = False
+
+    def get(self, name: str) -> Category | None:
+        return next((c for c in self.categories if c.name == name), None)
+
+    def with_category(self, name: str) -> tuple[Taxonomy, Category]:
+        """This taxonomy with ``name`` added (next free class id) if it is missing, and that category."""
+        found = self.get(name)
+        if found is not None:
+            return self, found
+        class_id = max((c.class_id for c in self.categories), default=-1) + 1
+        cat = Category(name, class_id, default_color(class_id))
+        return Taxonomy(self.name, (*self.categories, cat), self.derived), cat
+
+    @classmethod
+    def derive(cls, names: Iterable[str], name: str = "derived") -> Taxonomy:
+        """Class ids in order of first appearance, colours from a fixed palette."""
+        taxonomy = cls(name, (), derived=True)
+        for category in names:
+            taxonomy, _ = taxonomy.with_category(category)
+        return taxonomy
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One annotated instance of a series: a segmentMap entry resolved against the taxonomy."""
+
+    instance_id: int
+    category: str
+    class_id: int
+    color: RGB
+    label_id: str | None = None
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    overlap_groups: tuple[int, ...] = ()
+    record: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LabelVolume:
+    """A loaded label map: the integer array in NIfTI voxel order (i, j, k), its affine and its header."""
+
+    array: np.ndarray
+    affine: np.ndarray
+    header: Any  # nibabel Nifti1Header / Nifti2Header, kept so writers can preserve it
+
+
+class LabelMap:
+    """A series' label map, loaded on first use and kept until :meth:`release`.
+
+    Voxel values are instance ids, 0 is background, and a voxel shared by several instances holds an overlap
+    group id: ``overlap_groups`` maps each group id to the instance ids that cover it.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        loader: Callable[[str], LabelVolume],
+        overlap_groups: Mapping[int, frozenset[int]] | None = None,
+    ) -> None:
+        self.path = path
+        self.overlap_groups: dict[int, frozenset[int]] = dict(overlap_groups or {})
+        self._loader = loader
+        self._volume: LabelVolume | None = None
+        self._values: np.ndarray | None = None
+
+    def __repr__(self) -> str:
+        state = "loaded" if self._volume is not None else "not loaded"
+        return f"LabelMap({self.path!r}, {state})"
+
+    def load(self) -> LabelVolume:
+        if self._volume is None:
+            self._volume = self._loader(self.path)
+        return self._volume
+
+    @property
+    def array(self) -> np.ndarray:
+        """The label array, read-only, in its stored integer dtype."""
+        return self.load().array
+
+    @property
+    def affine(self) -> np.ndarray:
+        """Voxel (i, j, k) -> world RAS+ millimetres, as nibabel reports it."""
+        return self.load().affine
+
+    @property
+    def header(self) -> Any:
+        return self.load().header
+
+    @property
+    def values(self) -> np.ndarray:
+        """The sorted distinct voxel values present (computed once)."""
+        if self._values is None:
+            import fastremap
+
+            self._values = np.asarray(fastremap.unique(self.array))
+        return self._values
+
+    @property
+    def loaded(self) -> bool:
+        return self._volume is not None
+
+    def release(self) -> None:
+        """Drop the array; the next access loads it again."""
+        self._volume = None
+        self._values = None
+
+
+@dataclass
+class Series:
+    """An image series of a task, with its label map (if any), segments and vector annotations."""
+
+    name: str
+    index: int
+    record: Mapping[str, Any]
+    label_map: LabelMap | None = None
+    segments: dict[int, Segment] = field(default_factory=dict)
+
+    @property
+    def items(self) -> list[str]:
+        items = self.record.get("items") or []
+        return [items] if isinstance(items, str) else list(items)
+
+    @property
+    def image_headers(self) -> Mapping[str, Any]:
+        return self.record.get("imageHeaders") or {}
+
+    @property
+    def annotations(self) -> dict[str, Any]:
+        """Vector annotations (measurements, landmarks, boxes, classifications, ...) as stored."""
+        return {k: self.record[k] for k in VECTOR_ANNOTATION_KEYS if k in self.record}
+
+    @property
+    def overlap_groups(self) -> dict[int, frozenset[int]]:
+        return self.label_map.overlap_groups if self.label_map is not None else {}
+
+    def unknown_values(self) -> list[int]:
+        """Voxel values that are neither background, an instance id nor an overlap group id."""
+        if self.label_map is None:
+            return []
+        known = set(self.segments) | set(self.overlap_groups) | {0}
+        return [int(v) for v in self.label_map.values if int(v) not in known]
+
+    def check_grid(self) -> None:
+        """Raise :class:`LabelError` when the label map's grid differs from ``imageHeaders.dimensions``."""
+        dims = self.image_headers.get("dimensions")
+        if self.label_map is None or not isinstance(dims, list) or not all(isinstance(d, int) for d in dims):
+            return
+
+        def trimmed(shape: Iterable[int]) -> tuple[int, ...]:
+            out = list(shape)
+            while len(out) > 2 and out[-1] == 1:
+                out.pop()
+            return tuple(out)
+
+        grid, image = trimmed(self.label_map.array.shape), trimmed(dims)
+        if grid != image:
+            raise LabelError(
+                f"label map is {'x'.join(map(str, grid))} but the image series is {'x'.join(map(str, image))} "
+                "(imageHeaders.dimensions)",
+                series=self.name, file=self.label_map.path,
+            )
+
+    def check_labels(self) -> None:
+        """Raise :class:`LabelError` when the label map holds values the segmentMap does not explain."""
+        unknown = self.unknown_values()
+        if unknown:
+            shown = ", ".join(map(str, unknown[:10])) + (", ..." if len(unknown) > 10 else "")
+            raise LabelError(
+                f"label map holds value(s) {shown} that are neither an instance id nor an overlap group "
+                "in the segmentMap",
+                series=self.name,
+                file=self.label_map.path if self.label_map else None,
+            )
+
+
+@dataclass
+class Task:
+    """A task: its series and the untouched original record (see :meth:`to_record`)."""
+
+    task_id: str
+    name: str
+    series: list[Series]
+    record: Mapping[str, Any]
+    taxonomy: Taxonomy
+    stage: str | None = None
+    status: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How messages name this task: its name, else its id."""
+        return self.name or self.task_id
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        return self.record.get("metaData") or {}
+
+    @property
+    def classification(self) -> Mapping[str, Any] | None:
+        return self.record.get("classification")
+
+    @property
+    def created_at(self) -> str | None:
+        return self.record.get("createdAt")
+
+    @property
+    def updated_at(self) -> str | None:
+        return self.record.get("updatedAt")
+
+    def to_record(self) -> dict[str, Any]:
+        """A deep copy of the original record: the starting point of every writer's tasks.json entry."""
+        return copy.deepcopy(dict(self.record))
+
+    def check(self, unknown_labels: bool = True) -> None:
+        """Check every label map against its image grid and (unless ``unknown_labels`` is false) its
+        segmentMap; raises :class:`LabelError` naming the task, series and file."""
+        for series in self.series:
+            try:
+                series.check_grid()
+                if unknown_labels:
+                    series.check_labels()
+            except LabelError as exc:
+                raise exc.located(task=self.label) from None
+
+    def release(self) -> None:
+        """Drop every loaded label array of this task."""
+        for series in self.series:
+            if series.label_map is not None:
+                series.label_map.release()

@@ -1,0 +1,130 @@
+"""Reading and writing NIfTI label maps: integer dtypes kept, any vox_offset and header extension honoured,
+gzip through ISA-L (several times faster than zlib at a smaller size)."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from typing import Any
+
+import isal.igzip
+import nibabel as nib
+import numpy as np
+
+from .errors import SourceError
+from .model import LabelVolume
+
+__all__ = ["read_label_nifti", "write_nifti"]
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _decompress(raw: bytes, path: str) -> bytes:
+    try:
+        return bytes(isal.igzip.decompress(raw))
+    except (EOFError, OSError, zlib.error, ValueError) as exc:
+        raise SourceError(f"corrupt or truncated gzip data ({exc})", file=path) from None
+
+
+def _header_class(buf: bytes, path: str) -> type[nib.Nifti1Header]:
+    if len(buf) >= 4:
+        for order in "<>":
+            size = struct.unpack(order + "i", buf[:4])[0]
+            if size == 348:
+                return nib.Nifti1Header
+            if size == 540:
+                return nib.Nifti2Header
+    raise SourceError("not a NIfTI file (no NIfTI-1 or NIfTI-2 header)", file=path)
+
+
+def _as_integer_labels(data: np.ndarray, path: str) -> np.ndarray:
+    """Float or scaled label maps are accepted when every value is a whole number; they become integers."""
+    if not np.all(np.isfinite(data)) or not np.array_equal(data, np.round(data)):
+        raise SourceError("label map holds non-integer values", file=path)
+    lo, hi = (float(data.min()), float(data.max())) if data.size else (0.0, 0.0)
+    for dtype in (np.uint8, np.uint16, np.int32, np.int64):
+        info = np.iinfo(dtype)
+        if info.min <= lo and hi <= info.max:
+            return data.astype(dtype)
+    raise SourceError("label values out of range for a 64-bit integer", file=path)
+
+
+def read_label_nifti(path: str) -> LabelVolume:
+    """Read a ``.nii`` or ``.nii.gz`` label map into a read-only integer array in voxel order (i, j, k).
+
+    The voxel data starts at the header's ``vox_offset``, after any header extensions. 2D maps become
+    (i, j, 1); trailing singleton dimensions beyond the third are dropped.
+    """
+    try:
+        with open(path, "rb") as f:
+            buf = f.read()
+    except OSError as exc:
+        raise SourceError(f"cannot read label map ({exc.strerror or exc})", file=path) from None
+    if buf[:2] == _GZIP_MAGIC:
+        buf = _decompress(buf, path)
+    header_class = _header_class(buf, path)
+    try:
+        header = header_class.from_fileobj(io.BytesIO(buf))
+    except Exception as exc:  # nibabel raises several types for a damaged header
+        raise SourceError(f"unreadable NIfTI header ({exc})", file=path) from None
+    shape = tuple(int(n) for n in header.get_data_shape())
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
+    if len(shape) > 3:
+        raise SourceError(f"label map has {len(shape)} dimensions {shape}; expected 3", file=path)
+    shape = shape + (1,) * (3 - len(shape))
+    dtype = header.get_data_dtype()
+    offset = int(header["vox_offset"])
+    count = int(np.prod(shape))
+    needed = offset + count * dtype.itemsize
+    if len(buf) < needed:
+        raise SourceError(
+            f"label map is truncated: {shape} {dtype.name} needs {needed} bytes, the file holds {len(buf)}",
+            file=path,
+        )
+    data = np.frombuffer(buf, dtype=dtype, count=count, offset=offset).reshape(shape, order="F")
+    if not dtype.isnative:
+        data = data.astype(dtype.newbyteorder("="))
+    slope, inter = header.get_slope_inter()
+    if (slope is not None and slope != 1) or (inter is not None and inter != 0):
+        data = _as_integer_labels(data * (1.0 if slope is None else slope) + (inter or 0.0), path)
+    elif data.dtype.kind == "f":
+        data = _as_integer_labels(data, path)
+    elif data.dtype.kind not in "iu":
+        raise SourceError(f"label map has data type {data.dtype}; expected integers", file=path)
+    if data.flags.writeable:
+        data.flags.writeable = False
+    return LabelVolume(array=data, affine=header.get_best_affine(), header=header)
+
+
+def write_nifti(
+    path: str, array: np.ndarray, *, affine: np.ndarray | None = None, header: Any = None,
+    compresslevel: int = 1, gzip: bool | None = None,
+) -> None:
+    """Write ``array`` as NIfTI at ``path``, gzipped through ISA-L when ``gzip`` is true (by default when
+    ``path`` ends with ``.gz``).
+
+    With ``header`` (from the source label map) its geometry, codes, units and extensions are kept; the data
+    type becomes the array's. Output bytes depend only on the inputs (the gzip header carries no time or name).
+    """
+    if header is not None:
+        image_class = nib.Nifti2Image if isinstance(header, nib.Nifti2Header) else nib.Nifti1Image
+        header = header.copy()
+        img = image_class(array, affine, header=header)
+    else:
+        if affine is None:
+            raise ValueError("write_nifti needs an affine or a header")
+        img = nib.Nifti1Image(array, affine)
+        img.set_qform(affine, code=1)
+        img.set_sform(affine, code=1)
+        img.header.set_xyzt_units("mm")
+    img.set_data_dtype(array.dtype)
+    with open(path, "wb") as raw:
+        if path.endswith(".gz") if gzip is None else gzip:
+            with isal.igzip.IGzipFile(
+                filename="", mode="wb", fileobj=raw, compresslevel=compresslevel, mtime=0
+            ) as gz:
+                img.to_file_map({"image": nib.FileHolder(fileobj=gz)})
+        else:
+            img.to_file_map({"image": nib.FileHolder(fileobj=raw)})

@@ -1,0 +1,149 @@
+"""The plugin registry: built-in writers and entry-point plugins, loaded one at a time and guarded.
+
+A plugin that fails to import or to register is skipped with a warning naming its package, so ``--help`` and
+every other writer keep working; set ``LABELPORT_STRICT_PLUGINS=1`` to make such failures raise instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from ._version import __version__
+from .errors import PluginError
+from .writer import WriterSpec
+
+__all__ = ["BUILTIN_PLUGINS", "ENTRY_POINT_GROUP", "STRICT_ENV", "PluginInfo", "Registry", "WriterInfo"]
+
+ENTRY_POINT_GROUP = "labelport"
+STRICT_ENV = "LABELPORT_STRICT_PLUGINS"
+#: built-in writer modules, registered exactly as a third-party module would be
+BUILTIN_PLUGINS = ("labelport_writers.nifti",)
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """A plugin and where it comes from; ``error`` is set when it could not be loaded."""
+
+    name: str
+    package: str
+    version: str
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class WriterInfo:
+    """A registered writer with the plugin that provides it."""
+
+    spec: WriterSpec
+    plugin: PluginInfo
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def _strict() -> bool:
+    return os.environ.get(STRICT_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+class Registry:
+    """Loads plugins and answers which writers exist. Cheap enough to build per command."""
+
+    def __init__(self, *, entry_point_plugins: bool = True, extra: Iterable[tuple[str, Any]] = ()) -> None:
+        self.pm = pluggy.PluginManager("labelport")
+        self.pm.add_hookspecs(hookspecs)
+        self.plugins: list[PluginInfo] = []
+        self.broken: list[PluginInfo] = []
+        self.conflicts: dict[str, list[WriterInfo]] = {}
+        self._owner: dict[str, PluginInfo] = {}
+        for module in BUILTIN_PLUGINS:
+            self._add(module, "labelport", __version__, lambda m=module: importlib.import_module(m))
+        for name, plugin in extra:
+            self._add(name, name, "", lambda p=plugin: p)
+        if entry_point_plugins:
+            for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+                dist = getattr(ep, "dist", None)
+                package = dist.name if dist is not None else ep.value.split(":")[0]
+                version = dist.version if dist is not None else ""
+                self._add(ep.name, package, version, ep.load)
+        self._writers = self._collect()
+
+    def _fail(self, info: PluginInfo, exc: BaseException, what: str) -> None:
+        if _strict():
+            raise PluginError(f"plugin {info.name!r} from package {info.package!r} {what}: {exc}") from exc
+        broken = PluginInfo(info.name, info.package, info.version, f"{what}: {type(exc).__name__}: {exc}")
+        self.broken.append(broken)
+        warnings.warn(f"labelport: skipping plugin {info.name!r} from package {info.package!r} "
+                      f"({broken.error})", stacklevel=3)
+
+    def _add(self, name: str, package: str, version: str, load: Any) -> None:
+        info = PluginInfo(name, package, version)
+        try:
+            plugin: ModuleType | Any = load()
+            if self.pm.is_registered(plugin):
+                return
+            self.pm.register(plugin, name=name)
+            unknown = [n for n in dir(plugin) if self.pm.parse_hookimpl_opts(plugin, n) is not None
+                       and not hasattr(self.pm.hook, n)]
+            if unknown:
+                self.pm.unregister(plugin)
+                raise PluginError(f"implements unknown hook(s) {', '.join(unknown)}")
+        except Exception as exc:  # any error in third-party code must not break labelport
+            self._fail(info, exc, "failed to load")
+            return
+        self._owner[name] = info
+        self.plugins.append(info)
+
+    def _collect(self) -> dict[str, WriterInfo]:
+        found: dict[str, WriterInfo] = {}
+        for impl in reversed(self.pm.hook.register_writers.get_hookimpls()):  # registration order
+            info = self._owner[impl.plugin_name]
+            try:
+                specs = impl.function()
+                if not isinstance(specs, (list, tuple)) or not all(isinstance(s, WriterSpec) for s in specs):
+                    raise PluginError("register_writers must return a list of labelport.WriterSpec")
+            except Exception as exc:
+                self.pm.unregister(name=impl.plugin_name)
+                self.plugins.remove(info)
+                self._fail(info, exc, "failed to register its writers")
+                continue
+            for spec in specs:
+                entry = WriterInfo(spec, info)
+                if spec.name in found or spec.name in self.conflicts:
+                    self.conflicts.setdefault(spec.name, [found.pop(spec.name)] if spec.name in found else [])
+                    self.conflicts[spec.name].append(entry)
+                else:
+                    found[spec.name] = entry
+        for name in self.conflicts:
+            message = self.conflict_message(name)
+            if _strict():
+                raise PluginError(message)
+            warnings.warn(f"labelport: {message}", stacklevel=3)
+        return found
+
+    def conflict_message(self, name: str) -> str:
+        owners = " and ".join(f"{w.plugin.package!r} (plugin {w.plugin.name!r})" for w in self.conflicts[name])
+        return f"writer name {name!r} is provided by more than one package: {owners}; uninstall one of them"
+
+    def writers(self) -> list[WriterInfo]:
+        """Every usable writer, sorted by name."""
+        return [self._writers[n] for n in sorted(self._writers)]
+
+    def writer(self, name: str) -> WriterInfo:
+        if name in self.conflicts:
+            raise PluginError(self.conflict_message(name))
+        try:
+            return self._writers[name]
+        except KeyError:
+            known = ", ".join(sorted(self._writers)) or "none"
+            raise PluginError(f"unknown writer {name!r} (available: {known})") from None

@@ -1,0 +1,76 @@
+"""What every source provides: a filtered stream of task references, each opened into a :class:`Task`."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..model import Task, Taxonomy
+
+__all__ = ["Source", "TaskFilter", "TaskRef"]
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    """Which tasks to take: by id, by current stage, or only ground truth (stage ``END``)."""
+
+    task_ids: frozenset[str] = frozenset()
+    stage: str | None = None
+    only_ground_truth: bool = False
+
+    @classmethod
+    def of(cls, task_ids: Iterable[str] = (), stage: str | None = None,
+           only_ground_truth: bool = False) -> TaskFilter:
+        return cls(frozenset(task_ids), stage, only_ground_truth)
+
+    def accepts(self, task_id: Any, stage: Any) -> bool:
+        if self.task_ids and task_id not in self.task_ids:
+            return False
+        if self.only_ground_truth and stage != "END":
+            return False
+        return not (self.stage is not None and stage != self.stage)
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    """A task before it is opened: its position in the source, id, name and raw record."""
+
+    index: int
+    task_id: str
+    name: str
+    record: Any = field(repr=False)
+
+    @property
+    def label(self) -> str:
+        return self.name or self.task_id or f"#{self.index + 1}"
+
+
+class Source(ABC):
+    """A project to export. Iterating a source opens its tasks one at a time (label maps stay lazy)."""
+
+    #: the project's taxonomy (derived from the tasks when the source has none)
+    taxonomy: Taxonomy
+    #: problems that do not stop an export (shown in the summary)
+    warnings: list[str]
+
+    @abstractmethod
+    def refs(self) -> Iterator[TaskRef]:
+        """The selected tasks, in source order."""
+
+    @abstractmethod
+    def open(self, ref: TaskRef) -> Task:
+        """Turn a reference into a :class:`Task`; raises :class:`SourceError` naming the task."""
+
+    def count(self) -> int | None:
+        """How many tasks :meth:`refs` yields, when known in advance."""
+        return None
+
+    def missing_task_ids(self) -> list[str]:
+        """Task ids that were asked for but are not in the source (known after :meth:`refs` ran)."""
+        return []
+
+    def __iter__(self) -> Iterator[Task]:
+        for ref in self.refs():
+            yield self.open(ref)

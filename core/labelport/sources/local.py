@@ -1,0 +1,105 @@
+"""A RedBrick-style export folder on disk: ``tasks.json``, ``segmentations/``, optional ``images/`` and
+``taxonomy.json``."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..errors import SourceError
+from ..model import Task, Taxonomy
+from ..niftiio import read_label_nifti
+from .base import Source, TaskFilter, TaskRef
+from .records import categories_in_order, task_from_record
+from .taxonomy import parse_taxonomy
+
+__all__ = ["LocalExport"]
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise SourceError("file not found", file=str(path)) from None
+    except json.JSONDecodeError as exc:
+        raise SourceError(f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+                          file=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourceError(f"cannot read ({exc})", file=str(path)) from None
+
+
+class LocalExport(Source):
+    """Tasks of an export folder. Paths in tasks.json may be written relative to the folder
+    (``./segmentations/...``), relative to its parent (``<project>/segmentations/...``) or absolute."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        taxonomy: str | os.PathLike[str] | None = None,
+        task_filter: TaskFilter | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.filter = task_filter or TaskFilter()
+        self.warnings = []
+        if not self.root.is_dir():
+            raise SourceError("export folder not found", file=str(self.root))
+        records = _read_json(self.root / "tasks.json")
+        if not isinstance(records, list):
+            raise SourceError(f"expected a JSON array of tasks, found a {type(records).__name__}",
+                              file=str(self.root / "tasks.json"))
+        self._records: list[Any] = records
+        self.taxonomy = self._taxonomy(Path(taxonomy) if taxonomy else None)
+        self._seen_ids: set[str] = set()
+
+    def _taxonomy(self, path: Path | None) -> Taxonomy:
+        categories = categories_in_order(self._records)
+        if path is None and (self.root / "taxonomy.json").is_file():
+            path = self.root / "taxonomy.json"
+        if path is None:
+            return Taxonomy.derive(categories)
+        taxonomy = parse_taxonomy(_read_json(path), str(path))
+        missing = [c for c in categories if taxonomy.get(c) is None]
+        for name in missing:
+            taxonomy, _ = taxonomy.with_category(name)
+        if missing:
+            self.warnings.append(f"{path}: categories missing from the taxonomy were given new class ids: "
+                                 + ", ".join(missing))
+        return taxonomy
+
+    def refs(self) -> Iterator[TaskRef]:
+        self._seen_ids = set()
+        for index, record in enumerate(self._records):
+            if not isinstance(record, dict):
+                yield TaskRef(index, "", "", record)
+                continue
+            task_id, stage = record.get("taskId"), record.get("currentStageName")
+            self._seen_ids.add(str(task_id))
+            if self.filter.accepts(task_id, stage):
+                yield TaskRef(index, str(task_id or ""), str(record.get("name") or ""), record)
+
+    def count(self) -> int:
+        return sum(1 for r in self._records
+                   if not isinstance(r, dict) or self.filter.accepts(r.get("taskId"), r.get("currentStageName")))
+
+    def missing_task_ids(self) -> list[str]:
+        return sorted(self.filter.task_ids - self._seen_ids)
+
+    def open(self, ref: TaskRef) -> Task:
+        return task_from_record(ref.record, self.taxonomy, self.resolve, read_label_nifti)
+
+    def resolve(self, path: str) -> str:
+        """Find a tasks.json path on disk (see the class docstring)."""
+        p = Path(path)
+        candidates = [p] if p.is_absolute() else [self.root / p, self.root.parent / p]
+        parts = p.parts
+        if "segmentations" in parts:
+            candidates.append(self.root.joinpath(*parts[parts.index("segmentations"):]))
+        for candidate in candidates:
+            if candidate.is_file():
+                return str(candidate)
+        raise SourceError(f"segmentation file {path!r} not found in {self.root}", file=path)

@@ -1,0 +1,79 @@
+"""RedBrick taxonomies (v2 ``objectTypes`` and the older nested ``categories``) as a :class:`Taxonomy`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..errors import SourceError
+from ..model import Category, Taxonomy, default_color, parse_color
+
+__all__ = ["category_name", "parse_taxonomy"]
+
+
+def category_name(value: Any) -> str:
+    """A segmentMap ``category``: a string (taxonomy v2) or a trail list such as ``["Object", "Liver"]`` (v1)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        trail = [v for v in value if v != "Object"] or list(value)
+        return "/".join(trail)
+    raise ValueError(f"category must be a string or a list of strings, not {value!r}")
+
+
+def _color(value: Any, class_id: int) -> tuple[int, int, int]:
+    try:
+        return parse_color(value)
+    except ValueError:
+        return default_color(class_id)
+
+
+def _object_types(items: Iterable[Any], where: str) -> tuple[Category, ...]:
+    cats = []
+    for n, item in enumerate(items):
+        if not isinstance(item, Mapping) or "category" not in item:
+            raise SourceError(f"objectTypes[{n}] has no 'category'", file=where)
+        try:
+            name = category_name(item["category"])
+        except ValueError as exc:
+            raise SourceError(f"objectTypes[{n}]: {exc}", file=where) from None
+        class_id = item.get("classId", n)
+        if not isinstance(class_id, int):
+            raise SourceError(f"objectTypes[{n}] ({name!r}): classId {class_id!r} is not an integer", file=where)
+        cats.append(Category(name, class_id, _color(item.get("color"), class_id),
+                             tuple(item.get("attributes") or ())))
+    return tuple(cats)
+
+
+def _nested(categories: Iterable[Any], colors: list[Any], trail: tuple[str, ...] = ()) -> list[Category]:
+    out: list[Category] = []
+    for node in categories:
+        if not isinstance(node, Mapping) or not isinstance(node.get("name"), str):
+            continue
+        path = (*trail, node["name"])
+        if isinstance(node.get("classId"), int) and node["classId"] >= 0:
+            class_id = node["classId"]
+            color = colors[class_id] if class_id < len(colors) else None
+            out.append(Category(category_name(list(path)), class_id, _color(color, class_id)))
+        out.extend(_nested(node.get("children") or [], colors, path))
+    return out
+
+
+def parse_taxonomy(data: Any, where: str) -> Taxonomy:
+    """Parse a taxonomy JSON document; ``where`` names it in errors."""
+    if isinstance(data, list):
+        cats = _object_types(data, where)
+        name = "taxonomy"
+    elif isinstance(data, Mapping) and isinstance(data.get("objectTypes"), list):
+        cats = _object_types(data["objectTypes"], where)
+        name = str(data.get("name") or "taxonomy")
+    elif isinstance(data, Mapping) and isinstance(data.get("categories"), list):
+        cats = tuple(_nested(data["categories"], list(data.get("colorMap") or data.get("colors") or [])))
+        name = str(data.get("name") or "taxonomy")
+    else:
+        raise SourceError("not a RedBrick taxonomy (expected 'objectTypes' or 'categories')", file=where)
+    names = [c.name for c in cats]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise SourceError(f"taxonomy lists categories more than once: {', '.join(dupes)}", file=where)
+    return Taxonomy(name, cats)

@@ -1,0 +1,43 @@
+"""tasks.json, written as tasks finish: one entry at a time to a temporary file, renamed when complete."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import IO, Any
+
+__all__ = ["TasksJsonWriter"]
+
+
+class TasksJsonWriter:
+    """Streams a JSON array formatted like ``json.dump(tasks, f, indent=2)``; memory stays flat."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.{os.getpid()}.tmp")
+        self._file: IO[str] | None = open(self._tmp, "w", encoding="utf-8")  # noqa: SIM115
+        self.count = 0
+
+    def add(self, entry: Any) -> None:
+        """Append one task entry (raises TypeError/ValueError, writing nothing, if it is not JSON)."""
+        text = json.dumps(entry, indent=2, ensure_ascii=False)
+        assert self._file is not None, "tasks.json already closed"
+        self._file.write(("[\n" if self.count == 0 else ",\n") + "  " + text.replace("\n", "\n  "))
+        self.count += 1
+
+    def close(self) -> None:
+        """Finish the array and move it into place."""
+        if self._file is None:
+            return
+        self._file.write("\n]\n" if self.count else "[]\n")
+        self._file.close()
+        self._file = None
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        """Drop the partial file; an earlier tasks.json at ``path`` stays as it was."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if os.path.exists(self._tmp):
+            os.remove(self._tmp)

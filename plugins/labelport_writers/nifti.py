@@ -1,0 +1,49 @@
+"""``nifti``: RedBrick's default layout, one instance label map per series.
+
+``segmentations/<task>/<series>.nii.gz`` holds the instance ids and overlap group ids exactly as stored, with
+the source geometry and header; tasks.json keeps every field, with paths relative to the output root.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import labelport
+
+
+@dataclass(frozen=True)
+class Options:
+    #: ISA-L gzip level 0-3 (1 is about 10x faster than zlib's default and smaller on label maps)
+    compresslevel: int = 1
+    #: ``.nii`` writes uncompressed files
+    extension: Literal[".nii.gz", ".nii"] = ".nii.gz"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.compresslevel <= 3:
+            raise ValueError(f"compresslevel must be 0-3, not {self.compresslevel}")
+
+
+def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
+    opts: Options = ctx.options
+    entry = task.to_record()
+    for series, record in zip(task.series, entry.get("series") or [], strict=False):
+        if series.label_map is None:
+            continue
+        path = ctx.series_path(series, opts.extension)
+        ctx.write_nifti(path, series.label_map.array, like=series.label_map, compresslevel=opts.compresslevel)
+        record["segmentations"] = path
+        for instance in (record.get("segmentMap") or {}).values():
+            instance["mask"] = path
+        record.update(binaryMask=False, semanticMask=False, pngMask=False)
+    return entry
+
+
+@labelport.hookimpl
+def register_writers() -> list[labelport.WriterSpec]:
+    return [labelport.WriterSpec(
+        name="nifti",
+        description="instance label maps as NIfTI (RedBrick layout, overlap groups kept)",
+        write=write,
+        options=Options,
+    )]
