@@ -1,0 +1,178 @@
+"""The writer contract, for labelport's own writers and for plugin authors::
+
+    from labelport.testing import check_writer
+
+    def test_contract(tmp_path):
+        check_writer("my-writer", tmp_path)
+
+:func:`check_writer` exports a small project built to be awkward (overlapping instances, an oblique grid,
+a series without a label map, an empty label map, hostile task and series names, an unknown record field)
+twice, and checks that the writer:
+
+* writes only under its root, through labelport (no temporary file is left behind);
+* references every file it wrote from its tasks.json entry, and every referenced file exists;
+* is deterministic (same bytes twice) unless its spec says otherwise;
+* keeps every field of the task record and every vector annotation;
+* keeps the geometry: any NIfTI it writes for a series has that series' affine and grid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+
+from .export import export
+from .plugins import Registry
+
+__all__ = ["check_writer", "make_contract_project", "referenced_paths"]
+
+HOSTILE_TASK = "../../escape\x00me"
+HOSTILE_SERIES = "CON"
+
+
+def _save(path: Path, data: np.ndarray, affine: np.ndarray) -> None:
+    img = nib.Nifti1Image(data, affine)
+    img.set_qform(affine, code=1)
+    img.set_sform(affine, code=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(img, str(path))
+
+
+def make_contract_project(root: str | os.PathLike[str]) -> Path:
+    """Write the contract's source project (an export folder) into ``root`` and return its path."""
+    root = Path(root)
+    grid = np.zeros((20, 16, 6), np.uint16)
+    grid[3:11, 4:12, 1:5] = 1
+    grid[8:16, 4:12, 1:5] = 2
+    grid[8:11, 4:12, 1:5] = 3  # instances 1 and 2 overlap: group 3
+    grid[2:4, 13:15, 2] = 4  # a tiny instance
+    c, s = np.cos(np.radians(15)), np.sin(np.radians(15))
+    oblique = np.array([[0.9 * c, -1.1 * s, 0, -8.0], [0.9 * s, 1.1 * c, 0, 5.0], [0, 0, 2.5, -7.5], [0, 0, 0, 1]])
+    _save(root / "segmentations" / "a" / "grid.nii.gz", grid, oblique)
+    _save(root / "segmentations" / "a" / "empty.nii.gz", np.zeros((8, 8, 3), np.uint8), np.diag([-1.0, -1.0, 2, 1]))
+    hostile = np.zeros((9, 7, 2), np.uint8)
+    hostile[2:6, 1:5, :] = 1
+    _save(root / "segmentations" / "b" / "con.nii.gz", hostile, np.diag([0.5, 0.5, 1.0, 1.0]))
+    tasks = [
+        {"taskId": "contract-a", "name": "Contract A", "currentStageName": "END", "status": "COMPLETED",
+         "x-unknown-field": {"kept": True},
+         "classification": {"attributes": {"Quality": "Good"}},
+         "series": [
+             {"name": "Grid", "segmentations": "segmentations/a/grid.nii.gz",
+              "segmentMap": {
+                  "1": {"id": "l1", "category": "Liver", "overlappingGroups": [3]},
+                  "2": {"id": "l2", "category": "Tumor", "attributes": {"Grade": "High"}, "overlappingGroups": [3]},
+                  "4": {"id": "l4", "category": "Tumor", "attributes": {"Grade": "Low"}}},
+              "measurements": [{"type": "length", "point1": {"i": 1, "j": 2, "k": 3},
+                                "point2": {"i": 4, "j": 5, "k": 3}, "length": 3.1}],
+              "landmarks3d": [{"point": {"i": 5, "j": 5, "k": 2}, "id": "p", "category": "Point"}]},
+             {"name": "No labels", "classifications": [{"attributes": {"Usable": "yes"}}]},
+             {"name": "Empty", "segmentations": "segmentations/a/empty.nii.gz", "segmentMap": {}},
+         ]},
+        {"taskId": "contract-b", "name": HOSTILE_TASK, "currentStageName": "END",
+         "series": [{"name": HOSTILE_SERIES, "segmentations": "./segmentations/b/con.nii.gz",
+                     "segmentMap": {"1": {"id": "h1", "category": "Liver"}}}]},
+    ]
+    (root / "tasks.json").write_text(json.dumps(tasks, indent=2), encoding="utf-8")
+    return root
+
+
+def _strings(obj: Any) -> Iterator[str]:
+    if isinstance(obj, str):
+        yield obj
+    elif isinstance(obj, Mapping):
+        for value in obj.values():
+            yield from _strings(value)
+    elif isinstance(obj, list):
+        for value in obj:
+            yield from _strings(value)
+
+
+def referenced_paths(entry: Mapping[str, Any], root: str | os.PathLike[str]) -> set[str]:
+    """Every string in a tasks.json entry that names a file under ``root``."""
+    return {s for s in _strings(entry) if s and (Path(root) / s).is_file()}
+
+
+def _tree(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _fail(name: str, message: str) -> None:
+    raise AssertionError(f"writer {name!r} breaks the contract: {message}")
+
+
+def check_writer(
+    name: str, tmp_path: str | os.PathLike[str], *, options: Mapping[str, Any] | None = None,
+    registry: Registry | None = None,
+) -> None:
+    """Run the writer contract (see the module docstring); raises AssertionError on the first breach."""
+    tmp = Path(tmp_path)
+    source = make_contract_project(tmp / "source")
+    registry = registry or Registry()
+    spec = registry.writer(name).spec
+    before = _tree(tmp)
+    outs = [tmp / "out1", tmp / "out2"]
+    for out in outs:
+        report = export(source, out, [name], options={name: dict(options or {})}, registry=registry)
+        if not report.ok:
+            _fail(name, "export failed: " + "; ".join(map(str, report.failures)))
+    after = _tree(tmp)
+    outside = sorted(p for p in set(after) - set(before) if not p.startswith(("out1/", "out2/")))
+    changed = sorted(p for p in before if after.get(p) != before[p])
+    if outside or changed:
+        _fail(name, f"wrote outside its root: {outside or changed}")
+    records = {r["taskId"]: r for r in json.loads((source / "tasks.json").read_text(encoding="utf-8"))}
+    trees = [_tree(out) for out in outs]
+    for out, tree in zip(outs, trees):
+        leftovers = [p for p in tree if Path(p).name.endswith(".tmp")]
+        if leftovers:
+            _fail(name, f"left temporary files: {leftovers}")
+        entries = json.loads((out / "tasks.json").read_text(encoding="utf-8"))
+        if sorted(e.get("taskId") for e in entries) != sorted(records):
+            _fail(name, "tasks.json does not hold exactly the exported tasks")
+        referenced: set[str] = set()
+        for entry in entries:
+            referenced |= referenced_paths(entry, out)
+            _check_entry(name, entry, records[entry["taskId"]], out, source)
+        unreferenced = sorted(set(tree) - referenced - {"tasks.json"})
+        if unreferenced:
+            _fail(name, f"files not referenced from tasks.json: {unreferenced}")
+    if spec.deterministic and trees[0] != trees[1]:
+        differ = sorted(p for p in set(trees[0]) | set(trees[1]) if trees[0].get(p) != trees[1].get(p))
+        _fail(name, f"output differs between two runs: {differ}")
+
+
+def _check_entry(name: str, entry: Mapping[str, Any], record: Mapping[str, Any], out: Path, source: Path) -> None:
+    missing = sorted(set(record) - set(entry))
+    if missing:
+        _fail(name, f"task {record['taskId']}: fields dropped from tasks.json: {missing}")
+    if entry.get("x-unknown-field") != record.get("x-unknown-field"):
+        _fail(name, "an unknown task field was changed")
+    series_out = entry.get("series") or []
+    if len(series_out) != len(record["series"]):
+        _fail(name, f"task {record['taskId']}: series count changed")
+    for src, dst in zip(record["series"], series_out):
+        for key in ("measurements", "landmarks3d", "classifications"):
+            if src.get(key) != dst.get(key):
+                _fail(name, f"series {src['name']!r}: {key} changed")
+        if "segmentations" not in src:
+            if dst.get("segmentations"):
+                _fail(name, f"series {src['name']!r} has no label map but got segmentations")
+            continue
+        affine = nib.load(str(source / src["segmentations"])).affine
+        shape = nib.load(str(source / src["segmentations"])).shape[:3]
+        for path in referenced_paths(dst, out):
+            if path.endswith((".nii", ".nii.gz")):
+                img = nib.load(str(out / path))
+                if not np.allclose(img.affine, affine, atol=1e-4):
+                    _fail(name, f"{path}: affine {img.affine.tolist()} differs from the source {affine.tolist()}")
+                if tuple(img.shape[:3]) != tuple(shape):
+                    _fail(name, f"{path}: grid {img.shape[:3]} differs from the source {shape}")

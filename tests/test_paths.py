@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from labelport import WriterError, safe_name
+from labelport.paths import safe_join, unique_names
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Case 001", "Case 001"),
+        ("../../x", "_..-..-x"),  # no separator survives, no hidden name
+        ("/etc/passwd", "-etc-passwd"),
+        ("a\x00b", "a-b"),
+        ("CON", "_CON"),
+        ("nul.txt", "_nul.txt"),
+        ("com1", "_com1"),
+        ("..", "fallback"),
+        ("", "fallback"),
+        ("trailing dots. . ", "trailing dots"),
+        ("Tumör (links) #2", "Tumör (links) #2"),
+        ("a:b*c?d", "a-b-c-d"),
+    ],
+)
+def test_safe_name(name: str, expected: str) -> None:
+    got = safe_name(name, "fallback")
+    assert got == expected
+    assert "/" not in got and "\\" not in got and "\x00" not in got and got not in (".", "..")
+
+
+def test_safe_name_hides_no_leading_dot() -> None:
+    assert not safe_name(".hidden", "x").startswith(".")
+
+
+def test_long_names_are_bounded_and_stay_distinct() -> None:
+    a, b = "x" * 300 + "a", "x" * 300 + "b"
+    sa, sb = safe_name(a, "f"), safe_name(b, "f")
+    assert len(sa.encode()) <= 120 and len(sb.encode()) <= 120
+    assert sa != sb
+    multibyte = safe_name("é" * 200, "f")
+    assert len(multibyte.encode()) <= 120
+    multibyte.encode("utf-8")  # no broken characters
+
+
+def test_unique_names_case_insensitive() -> None:
+    assert unique_names(["CT", "ct", "CT", "MR"]) == ["CT", "ct-2", "CT-3", "MR"]
+
+
+@pytest.mark.parametrize("bad", ["../x", "/etc/x", "a/../../x", "a/./b", "", "a//b", "a/\x00"])
+def test_safe_join_refuses_escapes(tmp_path, bad: str) -> None:
+    with pytest.raises(WriterError):
+        safe_join(str(tmp_path), bad)
+
+
+def test_safe_join_refuses_symlink_escape(tmp_path) -> None:
+    (tmp_path / "root").mkdir()
+    os.symlink("/tmp", tmp_path / "root" / "link")
+    with pytest.raises(WriterError, match="leaves"):
+        safe_join(str(tmp_path / "root"), "link/x")
+    assert safe_join(str(tmp_path / "root"), "a/b.nii.gz") == str(tmp_path / "root" / "a" / "b.nii.gz")

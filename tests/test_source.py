@@ -1,0 +1,172 @@
+"""The local source and the canonical model it builds."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+import labelport
+from labelport import LocalExport, SourceError, TaskFilter
+
+
+def test_demo_tasks_and_segments(demo: Path) -> None:
+    src = LocalExport(demo)
+    tasks = list(src)
+    assert [t.name for t in tasks] == ["Patient 001", "Patient 002", "Patient 003", "Patient 004"]
+    p1 = tasks[0]
+    seg = p1.series[0].segments
+    assert [(s.instance_id, s.category, s.class_id) for s in seg.values()] == [
+        (1, "Liver", 0), (2, "Kidney", 1), (3, "Kidney", 1)]
+    assert seg[2].attributes == {"Side": "L"} and seg[1].color == (0xE6, 0x19, 0x4B)
+    assert p1.series[0].annotations["measurements"][0]["length"] == 11.2
+    assert p1.classification == {"id": "c1", "attributes": {"Quality": "Good"}}
+    assert p1.record["x-custom"] == {"keep": [1, 2, 3]}
+    lm = p1.series[0].label_map
+    assert lm is not None and not lm.loaded
+    ref = nib.load(str(demo / "segmentations/Patient 001/CT.nii.gz"))
+    assert lm.array.dtype == np.uint8 and np.array_equal(lm.array, np.asanyarray(ref.dataobj))
+    assert np.allclose(lm.affine, ref.affine)
+    assert not lm.array.flags.writeable
+    p1.release()
+    assert not lm.loaded
+
+
+def test_overlap_groups(demo: Path) -> None:
+    task = list(LocalExport(demo))[2]
+    series = task.series[0]
+    assert series.overlap_groups == {3: frozenset({1, 2})}
+    assert series.unknown_values() == []
+
+
+@pytest.mark.parametrize("series_index", [0, 1])
+def test_project_relative_and_list_paths(demo: Path, series_index: int) -> None:
+    """Patient 002 writes '<project>/segmentations/...' (once as a list); both resolve, whatever the folder name."""
+    renamed = demo.rename(demo.parent / "another-name")
+    task = list(LocalExport(renamed))[1]
+    lm = task.series[series_index].label_map
+    assert lm is not None and Path(lm.path).is_file()
+
+
+def test_nii_with_extension_and_vox_offset(demo: Path) -> None:
+    """The T2 map is an uncompressed .nii whose voxels start after a header extension (byte 400)."""
+    path = demo / "segmentations/Patient 002/T2 axial.nii"
+    raw = path.read_bytes()
+    assert struct.unpack("<f", raw[108:112])[0] == 400.0
+    series = list(LocalExport(demo))[1].series[1]
+    expected = np.frombuffer(raw[400:], np.uint8).reshape((20, 16, 8), order="F")
+    assert np.array_equal(series.label_map.array, expected)
+    assert set(np.unique(expected)) == {0, 1, 2}
+
+
+def _rewrite_with_offset(path: Path, offset: int) -> None:
+    """Move the voxel data of a .nii.gz to a larger vox_offset (legal NIfTI the SDK misreads)."""
+    img = nib.load(str(path))
+    header = img.header.copy()
+    header["vox_offset"] = offset
+    raw = header.binaryblock + b"\x00" * (offset - 348) + np.asanyarray(img.dataobj).tobytes(order="F")
+    path.with_suffix("").write_bytes(raw)  # .nii.gz -> .nii
+    path.unlink()
+
+
+def test_large_vox_offset(demo: Path) -> None:
+    path = demo / "segmentations/Patient 001/CT.nii.gz"
+    before = np.asanyarray(nib.load(str(path)).dataobj)
+    _rewrite_with_offset(path, 1024)
+    records = json.loads((demo / "tasks.json").read_text())
+    records[0]["series"][0]["segmentations"] = "segmentations/Patient 001/CT.nii"
+    (demo / "tasks.json").write_text(json.dumps(records))
+    got = list(LocalExport(demo))[0].series[0].label_map.array
+    assert np.array_equal(got, before)
+
+
+def test_other_encodings(tmp_path: Path) -> None:
+    data = np.arange(24, dtype=np.int16).reshape(4, 3, 2) % 5
+    aff = np.diag([2.0, 3.0, 4.0, 1.0])
+    # big-endian NIfTI-1
+    img = nib.Nifti1Image(data.astype(">i2"), aff)
+    nib.save(img, str(tmp_path / "be.nii"))
+    vol = labelport.read_label_nifti(str(tmp_path / "be.nii"))
+    assert vol.array.dtype == np.int16 and vol.array.dtype.isnative and np.array_equal(vol.array, data)
+    # NIfTI-2
+    nib.save(nib.Nifti2Image(data.astype(np.int32), aff), str(tmp_path / "n2.nii.gz"))
+    assert np.array_equal(labelport.read_label_nifti(str(tmp_path / "n2.nii.gz")).array, data)
+    # 2D becomes (i, j, 1)
+    nib.save(nib.Nifti1Image(data[:, :, 0].astype(np.uint8), aff), str(tmp_path / "flat.nii.gz"))
+    assert labelport.read_label_nifti(str(tmp_path / "flat.nii.gz")).array.shape == (4, 3, 1)
+    # whole-number floats become integers; fractions are refused
+    nib.save(nib.Nifti1Image(data.astype(np.float32), aff), str(tmp_path / "f.nii.gz"))
+    vol = labelport.read_label_nifti(str(tmp_path / "f.nii.gz"))
+    assert vol.array.dtype == np.uint8 and np.array_equal(vol.array, data)
+    nib.save(nib.Nifti1Image(data.astype(np.float32) + 0.5, aff), str(tmp_path / "g.nii.gz"))
+    with pytest.raises(SourceError, match="non-integer"):
+        labelport.read_label_nifti(str(tmp_path / "g.nii.gz"))
+    # a 4D map with a real fourth dimension is refused
+    nib.save(nib.Nifti1Image(np.zeros((2, 2, 2, 2), np.uint8), aff), str(tmp_path / "4d.nii.gz"))
+    with pytest.raises(SourceError, match="4 dimensions"):
+        labelport.read_label_nifti(str(tmp_path / "4d.nii.gz"))
+
+
+def test_derived_taxonomy(demo: Path) -> None:
+    (demo / "taxonomy.json").unlink()
+    src = LocalExport(demo)
+    assert src.taxonomy.derived
+    assert [(c.name, c.class_id) for c in src.taxonomy.categories] == [("Liver", 0), ("Kidney", 1), ("Tumor", 2)]
+    assert [c.color for c in src.taxonomy.categories] == [c.color for c in LocalExport(demo).taxonomy.categories]
+    assert len({c.color for c in src.taxonomy.categories}) == 3
+
+
+def test_taxonomy_file_missing_a_category(demo: Path, tmp_path: Path) -> None:
+    tax = {"objectTypes": [{"category": "Tumor", "classId": 5, "color": "#010203"}]}
+    (tmp_path / "t.json").write_text(json.dumps(tax))
+    src = LocalExport(demo, taxonomy=tmp_path / "t.json")
+    assert [(c.name, c.class_id) for c in src.taxonomy.categories] == [
+        ("Tumor", 5), ("Liver", 6), ("Kidney", 7)]
+    assert any("Liver" in w for w in src.warnings)
+    task = list(src)[1]
+    assert task.series[0].segments[1].color == (1, 2, 3)
+
+
+def test_v1_taxonomy(demo: Path) -> None:
+    (demo / "taxonomy.json").write_text(json.dumps({"categories": [{"name": "Object", "children": [
+        {"name": "Liver", "classId": 0, "children": []},
+        {"name": "Kidney", "classId": 1, "children": []},
+        {"name": "Tumor", "classId": 2, "children": []}]}]}))
+    assert [(c.name, c.class_id) for c in LocalExport(demo).taxonomy.categories] == [
+        ("Liver", 0), ("Kidney", 1), ("Tumor", 2)]
+
+
+@pytest.mark.parametrize(
+    ("flt", "names"),
+    [
+        (TaskFilter.of(), ["Patient 001", "Patient 002", "Patient 003", "Patient 004"]),
+        (TaskFilter.of(stage="Review_1"), ["Patient 003"]),
+        (TaskFilter.of(only_ground_truth=True), ["Patient 001", "Patient 002", "Patient 004"]),
+        (TaskFilter.of(task_ids=["00000000-0000-4000-8000-000000000002"]), ["Patient 002"]),
+    ],
+)
+def test_filters(demo: Path, flt: TaskFilter, names: list[str]) -> None:
+    src = LocalExport(demo, task_filter=flt)
+    assert [t.name for t in src] == names
+    assert src.count() == len(names)
+
+
+def test_absolute_paths(demo: Path, tmp_path: Path) -> None:
+    moved = tmp_path / "elsewhere.nii.gz"
+    shutil.copy(demo / "segmentations/Patient 001/CT.nii.gz", moved)
+    records = json.loads((demo / "tasks.json").read_text())
+    records[0]["series"][0]["segmentations"] = str(moved)
+    (demo / "tasks.json").write_text(json.dumps(records))
+    assert list(LocalExport(demo))[0].series[0].label_map.path == str(moved)
+
+
+def test_series_without_label_map_and_empty_map(demo: Path) -> None:
+    task = list(LocalExport(demo))[3]
+    assert task.series[0].label_map is None and task.series[0].segments == {}
+    assert task.series[1].label_map.values.tolist() == [0]
+    task.check()
