@@ -6,11 +6,10 @@ import gzip
 import json
 from pathlib import Path
 
+import labelport
 import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
-
-import labelport
 
 
 def _same_image(a: Path, b: Path) -> None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from labelport import WriterError, safe_name
 from labelport.paths import safe_join, unique_names
 

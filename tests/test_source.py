@@ -7,11 +7,10 @@ import shutil
 import struct
 from pathlib import Path
 
+import labelport
 import nibabel as nib
 import numpy as np
 import pytest
-
-import labelport
 from labelport import LocalExport, SourceError, TaskFilter
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import typing
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,19 +21,20 @@ from .plugins import Registry
 __all__ = ["main"]
 
 
-@contextmanager
-def _plugin_warnings() -> Iterator[None]:
-    """Show plugin-loading warnings as one plain line each."""
+def _registry(show_warnings: bool = True) -> Registry:
+    """The plugin registry; its loading warnings become one plain line each on stderr."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        yield
-    for w in dict.fromkeys(str(w.message) for w in caught):
-        click.echo(f"warning: {w.removeprefix('labelport: ')}", err=True)
+        registry = Registry()
+    for message in dict.fromkeys(str(w.message) for w in caught) if show_warnings else ():
+        click.echo(f"warning: {message.removeprefix('labelport: ')}", err=True)
+    return registry
 
 
-def _registry() -> Registry:
-    with _plugin_warnings():
-        return Registry()
+def _type_name(kind: Any) -> str:
+    if typing.get_origin(kind) is typing.Literal:
+        return "|".join(map(str, typing.get_args(kind)))
+    return str(getattr(kind, "__name__", kind)).replace("typing.", "")
 
 
 class _ExportCommand(click.Command):
@@ -142,14 +144,13 @@ def _summary(report: ExportReport, quiet: bool, debug: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def writers_command(as_json: bool) -> None:
     """List the installed writers, their packages and options, and plugins that failed to load."""
-    registry = _registry()
+    registry = _registry(show_warnings=False)  # broken plugins and conflicts are listed below
     rows: list[dict[str, Any]] = []
     for info in registry.writers():
         spec = info.spec
         rows.append({
             "name": spec.name, "description": spec.description, "package": info.plugin.package,
-            "version": info.plugin.version, "options": {k: getattr(v, "__name__", str(v))
-                                                        for k, v in spec.option_types().items()},
+            "version": info.plugin.version, "options": {k: _type_name(v) for k, v in spec.option_types().items()},
             "missing": spec.missing(),
         })
     broken = [{"plugin": b.name, "package": b.package, "version": b.version, "error": b.error}

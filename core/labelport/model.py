@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import LabelError
+from .errors import LabelError, LabelportError
 
 __all__ = [
     "VECTOR_ANNOTATION_KEYS",
@@ -307,8 +307,8 @@ class Task:
                 series.check_grid()
                 if unknown_labels:
                     series.check_labels()
-            except LabelError as exc:
-                raise exc.located(task=self.label) from None
+            except LabelportError as exc:
+                raise exc.located(task=self.label, series=series.name) from None
 
     def release(self) -> None:
         """Drop every loaded label array of this task."""

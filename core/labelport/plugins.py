@@ -93,11 +93,11 @@ class Registry:
             if self.pm.is_registered(plugin):
                 return
             self.pm.register(plugin, name=name)
-            unknown = [n for n in dir(plugin) if self.pm.parse_hookimpl_opts(plugin, n) is not None
-                       and not hasattr(self.pm.hook, n)]
-            if unknown:
+            try:
+                self.pm.check_pending()  # a misspelled hook name is an error, not a silent no-op
+            except pluggy.PluginValidationError as exc:
                 self.pm.unregister(plugin)
-                raise PluginError(f"implements unknown hook(s) {', '.join(unknown)}")
+                raise PluginError(str(exc)) from None
         except Exception as exc:  # any error in third-party code must not break labelport
             self._fail(info, exc, "failed to load")
             return
@@ -106,7 +106,7 @@ class Registry:
 
     def _collect(self) -> dict[str, WriterInfo]:
         found: dict[str, WriterInfo] = {}
-        for impl in reversed(self.pm.hook.register_writers.get_hookimpls()):  # registration order
+        for impl in self.pm.hook.register_writers.get_hookimpls():  # registration order
             info = self._owner[impl.plugin_name]
             try:
                 specs = impl.function()

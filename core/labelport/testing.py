@@ -167,11 +167,11 @@ def _check_entry(name: str, entry: Mapping[str, Any], record: Mapping[str, Any],
             if dst.get("segmentations"):
                 _fail(name, f"series {src['name']!r} has no label map but got segmentations")
             continue
-        affine = nib.load(str(source / src["segmentations"])).affine
-        shape = nib.load(str(source / src["segmentations"])).shape[:3]
+        original: Any = nib.load(str(source / src["segmentations"]))
+        affine, shape = original.affine, original.shape[:3]
         for path in referenced_paths(dst, out):
             if path.endswith((".nii", ".nii.gz")):
-                img = nib.load(str(out / path))
+                img: Any = nib.load(str(out / path))
                 if not np.allclose(img.affine, affine, atol=1e-4):
                     _fail(name, f"{path}: affine {img.affine.tolist()} differs from the source {affine.tolist()}")
                 if tuple(img.shape[:3]) != tuple(shape):

@@ -93,6 +93,18 @@ def _segmentation_path(series: Mapping[str, Any]) -> str | None:
     return seg
 
 
+def _located(loader: Callable[[str], LabelVolume], task: str, series: str) -> Callable[[str], LabelVolume]:
+    """``loader`` whose errors name the task and series."""
+
+    def load(path: str) -> LabelVolume:
+        try:
+            return loader(path)
+        except SourceError as exc:
+            raise exc.located(task=task, series=series) from None
+
+    return load
+
+
 def task_from_record(
     record: Any,
     taxonomy: Taxonomy,
@@ -121,7 +133,7 @@ def task_from_record(
             segments, taxonomy = _segments(_segment_map(srec), taxonomy)
             groups = _overlap_groups(segments)
             path = _segmentation_path(srec)
-            label_map = LabelMap(resolve(path), loader, groups) if path is not None else None
+            label_map = LabelMap(resolve(path), _located(loader, label, where), groups) if path else None
         except SourceError as exc:
             raise exc.located(task=label, series=where) from None
         series.append(Series(name=str(sname or ""), index=index, record=srec, label_map=label_map,

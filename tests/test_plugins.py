@@ -1,0 +1,273 @@
+"""The plugin system: writer specs, options, the registry, and real entry-point packages installed with pip."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import labelport
+import numpy as np
+import pytest
+from labelport import OptionError, PluginError, WriterSpec
+from labelport.testing import check_writer
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "fixtures" / "labelport-example-writer"
+
+
+def _write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
+    return task.to_record()
+
+
+@dataclass(frozen=True)
+class _Opts:
+    level: int = 1
+    ratio: float = 0.5
+    flag: bool = False
+    mode: Literal["a", "b"] = "a"
+    label: str | None = None
+
+
+def test_spec_validates_itself() -> None:
+    with pytest.raises(PluginError, match="lower-case"):
+        WriterSpec("Bad Name", "d", _write)
+    with pytest.raises(PluginError, match="description"):
+        WriterSpec("ok", "", _write)
+    with pytest.raises(PluginError, match="callable"):
+        WriterSpec("ok", "d", "not callable")  # type: ignore[arg-type]
+    with pytest.raises(PluginError, match="dataclass"):
+        WriterSpec("ok", "d", _write, options=dict)
+
+    @dataclass(frozen=True)
+    class NoDefault:
+        x: int
+
+    with pytest.raises(PluginError, match="need a default"):
+        WriterSpec("ok", "d", _write, options=NoDefault)
+    with pytest.raises(PluginError, match="module names"):
+        WriterSpec("ok", "d", _write, requires="highdicom")  # type: ignore[arg-type]
+
+
+def test_options_are_converted_by_type() -> None:
+    spec = WriterSpec("w", "d", _write, options=_Opts)
+    opts = spec.parse_options({"level": "3", "ratio": "0.25", "flag": "yes", "mode": "b", "label": "x"})
+    assert opts == _Opts(3, 0.25, True, "b", "x")
+    assert spec.parse_options({"label": "none"}).label is None
+    assert spec.parse_options({"level": 2, "flag": False}) == _Opts(level=2)
+    for bad, match in [({"level": "x"}, "expected int"), ({"flag": "maybe"}, "true or false"),
+                       ({"mode": "c"}, "not one of"), ({"nope": "1"}, "has no option 'nope'"),
+                       ({"level": 1.5}, "expected int")]:
+        with pytest.raises(OptionError, match=match):
+            spec.parse_options(bad)
+
+
+def test_option_validation_in_post_init_is_reported(demo: Path, tmp_path: Path) -> None:
+    with pytest.raises(OptionError, match="compresslevel must be 0-3"):
+        labelport.export(demo, tmp_path / "o", ["nifti"], options={"nifti": {"compresslevel": "9"}})
+    with pytest.raises(OptionError, match="not selected"):
+        labelport.export(demo, tmp_path / "o", ["nifti"], options={"png": {"x": "1"}})
+
+
+def test_missing_optional_dependency(demo: Path, tmp_path: Path) -> None:
+    class Plugin:
+        @labelport.hookimpl
+        def register_writers(self) -> list[WriterSpec]:
+            return [WriterSpec("needy", "needs a module", _write, requires=("no_such_module_xyz",))]
+
+    registry = labelport.Registry(entry_point_plugins=False, extra=[("needy", Plugin())])
+    assert registry.writer("needy").spec.missing() == ["no_such_module_xyz"]
+    with pytest.raises(PluginError, match="pip install no_such_module_xyz"):
+        labelport.export(demo, tmp_path / "o", ["needy"], registry=registry)
+
+
+def test_unknown_writer_lists_the_known_ones() -> None:
+    with pytest.raises(PluginError, match=r"unknown writer 'nope' \(available: .*nifti"):
+        labelport.Registry(entry_point_plugins=False).writer("nope")
+
+
+def test_in_process_conflict_and_broken_register(recwarn: Any) -> None:
+    class Dup:
+        @labelport.hookimpl
+        def register_writers(self) -> list[WriterSpec]:
+            return [WriterSpec("nifti", "another nifti", _write)]
+
+    class Raises:
+        @labelport.hookimpl
+        def register_writers(self) -> list[WriterSpec]:
+            raise RuntimeError("boom")
+
+    class Wrong:
+        @labelport.hookimpl
+        def register_writers(self) -> Any:
+            return ["not a spec"]
+
+    registry = labelport.Registry(entry_point_plugins=False,
+                                  extra=[("dup", Dup()), ("raises", Raises()), ("wrong", Wrong())])
+    with pytest.raises(PluginError, match=r"'labelport'.*and 'dup'"):
+        registry.writer("nifti")
+    assert {b.name for b in registry.broken} == {"raises", "wrong"}
+    assert any("boom" in (b.error or "") for b in registry.broken)
+
+
+def test_every_builtin_writer_passes_the_contract(tmp_path: Path) -> None:
+    registry = labelport.Registry(entry_point_plugins=False)
+    names = [w.name for w in registry.writers()]
+    assert "nifti" in names
+    for name in names:
+        check_writer(name, tmp_path / name, registry=registry)
+
+
+def test_contract_catches_a_writer_that_cheats(tmp_path: Path) -> None:
+    """The contract itself must be able to fail."""
+
+    def stray(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
+        ctx.write_bytes(f"{ctx.task_dir()}/note.txt", b"unreferenced")
+        return task.to_record()
+
+    def drops(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
+        entry = task.to_record()
+        entry.pop("classification", None)
+        return entry
+
+    def shifts(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
+        entry = task.to_record()
+        for series, record in zip(task.series, entry["series"]):
+            if series.label_map is not None:
+                affine = series.label_map.affine.copy()
+                affine[0, 3] += 1.0
+                record["segmentations"] = ctx.write_nifti(ctx.series_path(series, ".nii.gz"),
+                                                          series.label_map.array, affine=affine)
+        return entry
+
+    class Cheats:
+        @labelport.hookimpl
+        def register_writers(self) -> list[WriterSpec]:
+            return [WriterSpec("stray", "d", stray), WriterSpec("drops", "d", drops),
+                    WriterSpec("shifts", "d", shifts)]
+
+    registry = labelport.Registry(entry_point_plugins=False, extra=[("cheats", Cheats())])
+    for name, match in [("stray", "not referenced"), ("drops", "fields dropped"), ("shifts", "affine")]:
+        with pytest.raises(AssertionError, match=match):
+            check_writer(name, tmp_path / name, registry=registry)
+
+
+# -- real packages installed with pip into a private folder ---------------------------------------------------
+
+BROKEN = {
+    "labelport-broken-import": ("broken_import", "raise ImportError('this plugin needs libfoo')\n"),
+    "labelport-dup-nifti": ("dup_nifti", """
+        import labelport
+        def w(task, ctx):
+            return task.to_record()
+        @labelport.hookimpl
+        def register_writers():
+            return [labelport.WriterSpec(name="nifti", description="a second nifti", write=w)]
+        """),
+    "labelport-bad-hook": ("bad_hook", """
+        import labelport
+        @labelport.hookimpl
+        def register_writer():  # misspelled hook name
+            return []
+        """),
+}
+
+
+def _package(root: Path, dist: str, module: str, code: str) -> Path:
+    folder = root / dist
+    (folder / module).mkdir(parents=True)
+    (folder / module / "__init__.py").write_text(textwrap.dedent(code))
+    (folder / "pyproject.toml").write_text(textwrap.dedent(f"""
+        [build-system]
+        requires = ["setuptools>=61"]
+        build-backend = "setuptools.build_meta"
+        [project]
+        name = "{dist}"
+        version = "9.9"
+        [project.entry-points.labelport]
+        {module} = "{module}"
+        [tool.setuptools]
+        packages = ["{module}"]
+        """))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def plugin_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two pip --target folders: the example plugin alone, and it with three broken packages."""
+    base = tmp_path_factory.mktemp("plugins")
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+           "--disable-pip-version-check", "--no-warn-script-location"]
+    good, bad = base / "good", base / "bad"
+    example = shutil.copytree(EXAMPLE, base / "src" / "example")  # building leaves files in the source tree
+    subprocess.run([*pip, "--target", str(good), str(example)], check=True)
+    broken = [str(_package(base / "src", d, m, c)) for d, (m, c) in BROKEN.items()]
+    subprocess.run([*pip, "--target", str(bad), str(example), *broken], check=True)
+    return {"good": good, "bad": bad}
+
+
+def _labelport(path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, "PYTHONPATH": str(path), **env}
+    environ.pop("LABELPORT_STRICT_PLUGINS", None) if "LABELPORT_STRICT_PLUGINS" not in env else None
+    return subprocess.run([sys.executable, "-m", "labelport.cli", *args], capture_output=True, text=True,
+                          env=environ, timeout=120)
+
+
+def test_example_plugin_is_discovered_and_exports(plugin_dirs: dict[str, Path], demo: Path, tmp_path: Path) -> None:
+    listing = _labelport(plugin_dirs["good"], "writers", "--json")
+    assert listing.returncode == 0, listing.stderr
+    rows = {r["name"]: r for r in json.loads(listing.stdout)["writers"]}
+    assert rows["example-npy"]["package"] == "labelport-example-writer"
+    assert rows["example-npy"]["version"] == "0.1.0"
+    assert rows["nifti"]["package"] == "labelport"
+    out = tmp_path / "npy"
+    run = _labelport(plugin_dirs["good"], "export", str(demo), "-o", str(out), "--writer", "example-npy",
+                     "--opt", "example-npy.dtype=int32")
+    assert run.returncode == 0, run.stderr
+    entry = json.loads((out / "tasks.json").read_text())[0]
+    arr = np.load(out / entry["series"][0]["segmentations"])
+    assert arr.dtype == np.int32
+    assert np.array_equal(arr, labelport.read_label_nifti(str(demo / "segmentations/Patient 001/CT.nii.gz")).array)
+    assert np.allclose(entry["series"][0]["affine"], labelport.LocalExport(demo).taxonomy and
+                       labelport.read_label_nifti(str(demo / "segmentations/Patient 001/CT.nii.gz")).affine)
+
+
+def test_example_plugin_own_tests_pass(plugin_dirs: dict[str, Path]) -> None:
+    """The template's tests run labelport's writer contract through the entry point."""
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLE / "tests")],
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(plugin_dirs["good"])},
+                         cwd=EXAMPLE, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "2 passed" in run.stdout
+
+
+def test_broken_plugins_do_not_break_labelport(plugin_dirs: dict[str, Path], demo: Path, tmp_path: Path) -> None:
+    bad = plugin_dirs["bad"]
+    assert _labelport(bad, "--help").returncode == 0
+    listing = _labelport(bad, "writers")
+    assert listing.returncode == 0, listing.stderr
+    text = listing.stdout + listing.stderr
+    assert "labelport-broken-import" in text and "this plugin needs libfoo" in text
+    assert "labelport-bad-hook" in text and "register_writer" in text
+    assert "'labelport'" in text and "'labelport-dup-nifti'" in text  # the conflict names both packages
+    assert "example-npy" in listing.stdout
+    help_text = _labelport(bad, "export", "--help")
+    assert help_text.returncode == 0 and "example-npy" in help_text.stdout
+    assert "labelport-broken-import" in help_text.stderr
+    # the clashing name cannot be used; other writers still export
+    clash = _labelport(bad, "export", str(demo), "-o", str(tmp_path / "a"), "--writer", "nifti")
+    assert clash.returncode == 1 and "labelport-dup-nifti" in clash.stderr
+    fine = _labelport(bad, "export", str(demo), "-o", str(tmp_path / "b"), "--writer", "example-npy")
+    assert fine.returncode == 0, fine.stderr
+
+
+def test_strict_mode_raises(plugin_dirs: dict[str, Path]) -> None:
+    run = _labelport(plugin_dirs["bad"], "writers", LABELPORT_STRICT_PLUGINS="1")
+    assert run.returncode != 0
+    assert "labelport-bad-hook" in run.stderr or "labelport-broken-import" in run.stderr
