@@ -1,0 +1,155 @@
+"""The command line, and the README's examples (run as written)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import labelport
+import pytest
+from click.testing import CliRunner
+from labelport.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "labelport.cli", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_version_and_help() -> None:
+    assert _run("--version").stdout.strip() == f"labelport, version {labelport.__version__}"
+    text = _run("--help").stdout
+    assert "export" in text and "writers" in text
+    export_help = _run("export", "--help").stdout
+    assert "--writer" in export_help and "nifti" in export_help.split("Writers")[-1]
+
+
+def test_summary_and_quiet(demo: Path, tmp_path: Path) -> None:
+    run = _run("export", str(demo), "-o", str(tmp_path / "a"), "--writer", "nifti")
+    assert run.returncode == 0
+    assert "4 task(s) read, written (nifti: 4), 0 failed" in run.stdout
+    quiet = _run("export", str(demo), "-o", str(tmp_path / "b"), "--writer", "nifti", "-q")
+    assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == ""
+
+
+def test_filters(demo: Path, tmp_path: Path) -> None:
+    run = _run("export", str(demo), "-o", str(tmp_path / "gt"), "--writer", "nifti", "--only-ground-truth")
+    assert run.returncode == 0
+    names = [t["name"] for t in json.loads((tmp_path / "gt" / "tasks.json").read_text())]
+    assert names == ["Patient 001", "Patient 002", "Patient 004"]
+    run = _run("export", str(demo), "-o", str(tmp_path / "id"), "--writer", "nifti",
+               "--task-id", "00000000-0000-4000-8000-000000000001", "--task-id", "00000000-0000-4000-8000-000000000003")
+    names = [t["name"] for t in json.loads((tmp_path / "id" / "tasks.json").read_text())]
+    assert names == ["Patient 001", "Patient 003"]
+
+
+def test_option_errors(demo: Path, tmp_path: Path) -> None:
+    for opt, message in [("nifti", "expected WRITER.KEY=VALUE"), ("nifti.level=1", "has no option 'level'"),
+                         ("nifti.compresslevel=fast", "expected int")]:
+        run = _run("export", str(demo), "-o", str(tmp_path / "o"), "--writer", "nifti", "--opt", opt)
+        assert run.returncode == 1 and message in run.stderr, run.stderr
+        assert run.stderr.startswith("error: ") and "Traceback" not in run.stderr
+    run = _run("export", str(demo), "-o", str(tmp_path / "o"), "--writer", "nope")
+    assert run.returncode == 1 and "unknown writer 'nope'" in run.stderr
+
+
+def test_debug_shows_tracebacks(demo: Path, tmp_path: Path) -> None:
+    (demo / "segmentations/Patient 001/CT.nii.gz").write_bytes(b"\x1f\x8b broken")
+    plain = _run("export", str(demo), "-o", str(tmp_path / "a"), "--writer", "nifti")
+    debug = _run("--debug", "export", str(demo), "-o", str(tmp_path / "b"), "--writer", "nifti")
+    assert plain.returncode == debug.returncode == 1
+    assert "Traceback" not in plain.stderr and "Traceback" in debug.stderr
+
+
+def test_progress_bar_on_a_terminal(demo: Path, tmp_path: Path) -> None:
+    primary, secondary = pty.openpty()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "labelport.cli", "export", str(demo), "-o", str(tmp_path / "o"),
+                               "--writer", "nifti"], stdout=subprocess.PIPE, stderr=secondary, timeout=120)
+        os.close(secondary)
+        chunks = []
+        while True:
+            try:
+                data = os.read(primary, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(primary)
+    shown = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0
+    assert "exporting" in shown and "4/4" in shown
+
+
+def test_multiple_writers_get_their_own_roots(demo: Path, tmp_path: Path) -> None:
+    class Copy:
+        @labelport.hookimpl
+        def register_writers(self) -> list[labelport.WriterSpec]:
+            spec = labelport.Registry(entry_point_plugins=False).writer("nifti").spec
+            return [labelport.WriterSpec("nifti-copy", "the nifti writer again", spec.write, options=spec.options)]
+
+    registry = labelport.Registry(entry_point_plugins=False, extra=[("copy", Copy())])
+    report = labelport.export(demo, tmp_path / "o", ["nifti", "nifti-copy"], registry=registry)
+    assert report.ok and report.roots == {"nifti": str(tmp_path / "o" / "nifti"),
+                                          "nifti-copy": str(tmp_path / "o" / "nifti-copy")}
+    for name in ("nifti", "nifti-copy"):
+        entries = json.loads((tmp_path / "o" / name / "tasks.json").read_text())
+        assert len(entries) == 4
+        assert all((tmp_path / "o" / name / s["segmentations"]).is_file()
+                   for e in entries for s in e["series"] if "segmentations" in s)
+
+
+# -- the README ---------------------------------------------------------------------------------------------
+
+def _blocks(lang: str) -> list[str]:
+    return re.findall(rf"^```{lang}\n(.*?)^```$", README, flags=re.S | re.M)
+
+
+def test_readme_opens_with_two_commands() -> None:
+    first = _blocks("sh")[0].strip().splitlines()
+    assert len(first) == 2
+    setup, tests = first
+    assert "pip install" in setup and "labelport export fixtures/demo" in setup
+    assert "pytest" in tests
+    # the demo export part of the first command, with this environment's labelport
+    export = shlex.split(setup.split("&&")[-1])
+    assert export[0].endswith("labelport")
+
+
+def test_readme_cli_examples(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "fixtures" / "demo", tmp_path / "fixtures" / "demo")
+    lines = [line for line in _blocks("sh")[1].splitlines() if line.startswith("labelport ")]
+    assert len(lines) >= 4
+    for line in lines:
+        run = subprocess.run([sys.executable, "-m", "labelport.cli", *shlex.split(line)[1:]], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, f"{line}: {run.stderr}"
+    assert len(json.loads((tmp_path / "out/one/tasks.json").read_text())) == 1
+    assert len(json.loads((tmp_path / "out/gt/tasks.json").read_text())) == 3
+
+
+def test_readme_python_example(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "fixtures" / "demo", tmp_path / "fixtures" / "demo")
+    code = _blocks("python")[0]
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "Patient 001 CT 2 Kidney 1" in run.stdout
+    assert "{'nifti': 3} []" in run.stdout
+
+
+@pytest.mark.parametrize("args", [["export", "--help"], ["writers", "--help"], ["writers"], ["writers", "--json"]])
+def test_commands_run(args: list[str]) -> None:
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
