@@ -4,7 +4,7 @@ import os
 
 import pytest
 from labelport import WriterError, safe_name
-from labelport.paths import safe_join, unique_names
+from labelport.paths import UniqueNames, safe_join
 
 
 @pytest.mark.parametrize(
@@ -45,7 +45,8 @@ def test_long_names_are_bounded_and_stay_distinct() -> None:
 
 
 def test_unique_names_case_insensitive() -> None:
-    assert unique_names(["CT", "ct", "CT", "MR"]) == ["CT", "ct-2", "CT-3", "MR"]
+    names = UniqueNames()
+    assert [names.take(n, "x") for n in ["CT", "ct", "CT", "MR", "", ""]] == ["CT", "ct-2", "CT-3", "MR", "x", "x-2"]
 
 
 @pytest.mark.parametrize("bad", ["../x", "/etc/x", "a/../../x", "a/./b", "", "a//b", "a/\x00"])

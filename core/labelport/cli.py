@@ -7,8 +7,7 @@ import logging
 import sys
 import typing
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import nullcontext
 from typing import Any
 
 import click
@@ -100,7 +99,7 @@ def export_command(
         registry = _registry()
         show_bar = not quiet and sys.stderr.isatty()
         with click.progressbar(length=1, label="exporting", file=sys.stderr, show_eta=True,
-                               show_pos=True) if show_bar else _nothing() as bar_:
+                               show_pos=True) if show_bar else nullcontext() as bar_:
             bar = bar_
             report = export(
                 source, out, list(writers), options=options, task_ids=task_ids, stage=stage,
@@ -116,11 +115,6 @@ def export_command(
     _summary(report, quiet, debug)
     if not report.ok:
         sys.exit(1)
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield None
 
 
 def _summary(report: ExportReport, quiet: bool, debug: bool) -> None:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from .context import WriterContext
 from .errors import LabelportError, OptionError, PluginError
 from .model import Task
-from .paths import safe_name
+from .paths import UniqueNames
 from .plugins import Registry, WriterInfo
 from .sources import Source, TaskFilter, TaskRef, open_source
 from .tasksjson import TasksJsonWriter
@@ -63,28 +63,12 @@ class ExportReport:
         return len({(f.task_id, f.task) for f in self.failures})
 
 
-class _Folders:
-    """Safe, unique task folder names, handed out in source order."""
-
-    def __init__(self) -> None:
-        self._used: set[str] = set()
-
-    def take(self, name: str, fallback: str) -> str:
-        base = safe_name(name, fallback)
-        candidate, n = base, 1
-        while candidate.casefold() in self._used:
-            n += 1
-            candidate = f"{base}-{n}"
-        self._used.add(candidate.casefold())
-        return candidate
-
-
 def _series_stems(task: Task) -> dict[int, str]:
-    folders = _Folders()
+    names = UniqueNames()
     stems = {}
     for s in task.series:
         letter = chr(ord("A") + s.index) if s.index < 26 else f"S{s.index + 1}"
-        stems[s.index] = folders.take(s.name, letter)
+        stems[s.index] = names.take(s.name, letter)
     return stems
 
 
@@ -174,7 +158,7 @@ def export(
     for name, root in roots.items():
         os.makedirs(root, exist_ok=True)
         jsons[name] = TasksJsonWriter(os.path.join(root, "tasks.json"))
-    folders = _Folders()
+    folders = UniqueNames()
     try:
         for ref in src.refs():
             report.tasks_seen += 1
@@ -195,7 +179,7 @@ def export(
 
 
 def _run_one(
-    src: Source, ref: TaskRef, folders: _Folders, chosen: list[tuple[WriterInfo, Any]],
+    src: Source, ref: TaskRef, folders: UniqueNames, chosen: list[tuple[WriterInfo, Any]],
     roots: Mapping[str, str], jsons: Mapping[str, TasksJsonWriter], report: ExportReport,
     unknown_labels: UnknownLabels,
 ) -> bool:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterable
 
 from .errors import WriterError
 
-__all__ = ["safe_join", "safe_name", "unique_names"]
+__all__ = ["UniqueNames", "safe_join", "safe_name"]
 
 # RedBrick's rule: each run of characters outside this set becomes "-".
 _UNSAFE = re.compile(r"[^\w.\s#@+(),=\[\]{}!~-]+")
@@ -37,19 +36,21 @@ def safe_name(name: str, fallback: str) -> str:
     return text
 
 
-def unique_names(names: Iterable[str]) -> list[str]:
-    """Make already-safe names unique case-insensitively (case-insensitive file systems), in order:
-    a repeat gets ``-2``, ``-3``, ..."""
-    seen: set[str] = set()
-    out = []
-    for name in names:
-        candidate, n = name, 1
-        while candidate.casefold() in seen:
+class UniqueNames:
+    """Hands out safe names that are unique case-insensitively (for case-insensitive file systems), in
+    order: a repeat gets ``-2``, ``-3``, ..."""
+
+    def __init__(self) -> None:
+        self._used: set[str] = set()
+
+    def take(self, name: str, fallback: str) -> str:
+        base = safe_name(name, fallback)
+        candidate, n = base, 1
+        while candidate.casefold() in self._used:
             n += 1
-            candidate = f"{name}-{n}"
-        seen.add(candidate.casefold())
-        out.append(candidate)
-    return out
+            candidate = f"{base}-{n}"
+        self._used.add(candidate.casefold())
+        return candidate
 
 
 def safe_join(root: str, relpath: str) -> str:
