@@ -10,9 +10,8 @@ import sys
 import zipfile
 from pathlib import Path
 
-import pytest
-
 import labelport
+import pytest
 from labelport import hookspecs
 from labelport.plugins import BUILTIN_PLUGINS
 

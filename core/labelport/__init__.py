@@ -20,6 +20,7 @@ from .context import WriterContext
 from .errors import LabelError, LabelportError, OptionError, PluginError, SourceError, WriterError
 from .export import ExportReport, Failure, export
 from .hookspecs import hookimpl, hookspec
+from .labels import LabelViews, OverlapRule, color_layers, views
 from .model import (
     VECTOR_ANNOTATION_KEYS,
     Category,
@@ -43,11 +44,13 @@ __all__ = [
     "Failure",
     "LabelError",
     "LabelMap",
+    "LabelViews",
     "LabelVolume",
     "LabelportError",
     "LocalExport",
     "NoOptions",
     "OptionError",
+    "OverlapRule",
     "PluginError",
     "Registry",
     "Segment",
@@ -63,11 +66,13 @@ __all__ = [
     "WriterInfo",
     "WriterSpec",
     "__version__",
+    "color_layers",
     "export",
     "hookimpl",
     "hookspec",
     "open_source",
     "read_label_nifti",
     "safe_name",
+    "views",
     "write_nifti",
 ]

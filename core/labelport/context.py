@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -71,6 +73,30 @@ class WriterContext:
             if os.path.lexists(tmp):
                 os.remove(tmp)
         self.written.append(relpath)
+
+    @contextmanager
+    def create_many(self, relpaths: list[str]) -> Iterator[list[str]]:
+        """Like :meth:`create` for files that must keep their final names while being written (a
+        MetaImage header names its data file): yields paths with those names in a private temporary
+        folder; all are moved into place when the block succeeds, none otherwise."""
+        finals = [safe_join(self.root, rel) for rel in relpaths]
+        first_dir = os.path.dirname(finals[0])
+        os.makedirs(first_dir, exist_ok=True)
+        tmpdir = tempfile.mkdtemp(prefix=".labelport-", suffix=".tmp", dir=first_dir)
+        try:
+            tmps = [os.path.join(tmpdir, os.path.basename(f)) for f in finals]
+            if len(set(tmps)) != len(tmps):
+                raise WriterError(f"create_many needs distinct file names: {relpaths}")
+            yield tmps
+            for tmp, rel in zip(tmps, relpaths):
+                if not os.path.isfile(tmp):
+                    raise WriterError(f"nothing was written to {rel}")
+            for tmp, final, rel in zip(tmps, finals, relpaths):
+                os.makedirs(os.path.dirname(final), exist_ok=True)
+                os.replace(tmp, final)
+                self.written.append(rel)
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
 
     def write_bytes(self, relpath: str, data: bytes) -> str:
         with self.create(relpath) as tmp, open(tmp, "wb") as f:

@@ -150,7 +150,8 @@ class LabelMap:
         self.overlap_groups: dict[int, frozenset[int]] = dict(overlap_groups or {})
         self._loader = loader
         self._volume: LabelVolume | None = None
-        self._values: np.ndarray | None = None
+        #: views derived from the array (see labelport.labels), dropped with it by release()
+        self.cache: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         state = "loaded" if self._volume is not None else "not loaded"
@@ -176,13 +177,38 @@ class LabelMap:
         return self.load().header
 
     @property
+    def extent(self) -> tuple[slice, slice, slice] | None:
+        """Bounding box of the non-zero voxels, None when there are none (computed once)."""
+        if "extent" not in self.cache:
+            arr = self.array
+            along_k = arr.reshape(-1, arr.shape[2], order="F").any(axis=0) if arr.flags.f_contiguous \
+                else arr.any(axis=(0, 1))
+            ks = np.flatnonzero(along_k)
+            box = None
+            if ks.size:
+                sub = arr[:, :, ks[0]: ks[-1] + 1]
+                js, is_ = np.flatnonzero(sub.any(axis=(0, 2))), np.flatnonzero(sub.any(axis=(1, 2)))
+                box = (slice(int(is_[0]), int(is_[-1]) + 1), slice(int(js[0]), int(js[-1]) + 1),
+                       slice(int(ks[0]), int(ks[-1]) + 1))
+            self.cache["extent"] = box
+        return self.cache["extent"]  # type: ignore[no-any-return]
+
+    @property
     def values(self) -> np.ndarray:
-        """The sorted distinct voxel values present (computed once)."""
-        if self._values is None:
+        """The sorted distinct voxel values present, 0 included when there is background (computed once)."""
+        if "values" not in self.cache:
             import fastremap
 
-            self._values = np.asarray(fastremap.unique(self.array))
-        return self._values
+            box = self.extent
+            if box is None:
+                values = np.zeros(1 if self.array.size else 0, dtype=self.array.dtype)
+            else:
+                values = np.asarray(fastremap.unique(np.asfortranarray(self.array[box])))
+                covers_all = all(b.stop - b.start == n for b, n in zip(box, self.array.shape))
+                if not covers_all and values[0] != 0:
+                    values = np.concatenate([np.zeros(1, values.dtype), values])
+            self.cache["values"] = values
+        return self.cache["values"]  # type: ignore[no-any-return]
 
     @property
     def loaded(self) -> bool:
@@ -191,7 +217,7 @@ class LabelMap:
     def release(self) -> None:
         """Drop the array; the next access loads it again."""
         self._volume = None
-        self._values = None
+        self.cache.clear()
 
 
 @dataclass

@@ -27,7 +27,14 @@ __all__ = ["BUILTIN_PLUGINS", "ENTRY_POINT_GROUP", "STRICT_ENV", "PluginInfo", "
 ENTRY_POINT_GROUP = "labelport"
 STRICT_ENV = "LABELPORT_STRICT_PLUGINS"
 #: built-in writer modules, registered exactly as a third-party module would be
-BUILTIN_PLUGINS = ("labelport_writers.nifti",)
+BUILTIN_PLUGINS = (
+    "labelport_writers.nifti",
+    "labelport_writers.semantic",
+    "labelport_writers.binary",
+    "labelport_writers.overlapping",
+    "labelport_writers.png",
+    "labelport_writers.mhd",
+)
 
 
 @dataclass(frozen=True)
