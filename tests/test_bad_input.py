@@ -228,3 +228,13 @@ def test_interrupted_export_keeps_previous_tasks_json(demo: Path, tmp_path: Path
     assert np.array_equal(
         labelport.read_label_nifti(str(out / "segmentations/Patient 001/CT.nii.gz")).array,
         labelport.read_label_nifti(str(demo / "segmentations/Patient 001/CT.nii.gz")).array)
+
+
+def test_gzip_checksum_is_verified(demo: Path, tmp_path: Path) -> None:
+    path = demo / "segmentations/Patient 001/CT.nii.gz"
+    raw = bytearray(path.read_bytes())
+    raw[-8] ^= 0xFF  # the CRC32 in the gzip trailer
+    path.write_bytes(bytes(raw))
+    report = labelport.export(demo, tmp_path / "o", ["nifti"])
+    assert [f.task for f in report.failures] == ["Patient 001"]
+    assert "corrupt" in report.failures[0].message and "CT.nii.gz" in report.failures[0].message

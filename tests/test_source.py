@@ -169,3 +169,14 @@ def test_series_without_label_map_and_empty_map(demo: Path) -> None:
     assert task.series[0].label_map is None and task.series[0].segments == {}
     assert task.series[1].label_map.values.tolist() == [0]
     task.check()
+
+
+def test_zero_vox_offset_means_right_after_the_header(tmp_path: Path) -> None:
+    data = (np.arange(60, dtype=np.uint8) % 4).reshape(5, 4, 3, order="F")
+    header = nib.Nifti1Header()
+    header.set_data_shape(data.shape)
+    header.set_data_dtype(np.uint8)
+    header["vox_offset"] = 0
+    raw = header.binaryblock + b"\0\0\0\0" + data.tobytes(order="F")
+    (tmp_path / "zero.nii").write_bytes(raw)
+    assert np.array_equal(labelport.read_label_nifti(str(tmp_path / "zero.nii")).array, data)

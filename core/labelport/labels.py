@@ -33,6 +33,14 @@ def _union(boxes: list[Box]) -> Box:
     return tuple(slice(min(b[a].start for b in boxes), max(b[a].stop for b in boxes)) for a in range(3))  # type: ignore[return-value]
 
 
+def _slabs(box: Box, voxels: int = 1 << 20) -> Iterator[Box]:
+    """``box`` cut along k into pieces of about ``voxels`` voxels."""
+    i, j, k = box
+    step = max(1, voxels // max(1, (i.stop - i.start) * (j.stop - j.start)))
+    for start in range(k.start, k.stop, step):
+        yield i, j, slice(start, min(k.stop, start + step))
+
+
 def color_layers(nodes: list[int], edges: set[frozenset[int]]) -> list[list[int]]:
     """Assign every node to a layer so that no edge joins two nodes of one layer, with few layers (DSATUR:
     next the node whose neighbours use the most distinct layers, ties by degree, then by smallest id; it
@@ -150,7 +158,8 @@ class LabelViews:
             for value, target in mapping.items():
                 if value <= top:
                     lut[value] = target
-            out[self.extent] = lut[crop]
+            for slab in _slabs(self.extent):  # numpy indexes through an 8-byte copy: keep it small
+                out[slab] = lut[self.array[slab]]
         else:
             import fastremap
 

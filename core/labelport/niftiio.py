@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
-from typing import Any
+from typing import Any, BinaryIO
 
 import isal.igzip
 import nibabel as nib
@@ -20,11 +20,16 @@ __all__ = ["read_label_nifti", "write_nifti"]
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def _decompress(raw: bytes, path: str) -> bytes:
-    try:
-        return bytes(isal.igzip.decompress(raw))
-    except (EOFError, OSError, zlib.error, ValueError) as exc:
-        raise SourceError(f"corrupt or truncated gzip data ({exc})", file=path) from None
+_CHUNK = 4 << 20  # read in pieces: one allocation of the final size, no growing buffer
+
+
+def _open(path: str) -> BinaryIO:
+    raw = open(path, "rb")  # noqa: SIM115 (closed by the caller, or through the gzip reader)
+    if raw.read(2) == _GZIP_MAGIC:
+        raw.seek(0)
+        return isal.igzip.IGzipFile(fileobj=raw, mode="rb")  # type: ignore[no-any-return]
+    raw.seek(0)
+    return raw
 
 
 def _header_class(buf: bytes, path: str) -> type[nib.Nifti1Header]:
@@ -54,18 +59,30 @@ def read_label_nifti(path: str) -> LabelVolume:
     """Read a ``.nii`` or ``.nii.gz`` label map into a read-only integer array in voxel order (i, j, k).
 
     The voxel data starts at the header's ``vox_offset``, after any header extensions. 2D maps become
-    (i, j, 1); trailing singleton dimensions beyond the third are dropped.
+    (i, j, 1); trailing singleton dimensions beyond the third are dropped. Gzip data is decompressed in
+    pieces straight into the array (ISA-L), and its checksum is verified.
     """
     try:
-        with open(path, "rb") as f:
-            buf = f.read()
-    except OSError as exc:
-        raise SourceError(f"cannot read label map ({exc.strerror or exc})", file=path) from None
-    if buf[:2] == _GZIP_MAGIC:
-        buf = _decompress(buf, path)
-    header_class = _header_class(buf, path)
+        with _open(path) as stream:
+            return _read(stream, path)
+    except SourceError:
+        raise
+    except (EOFError, OSError, zlib.error, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise SourceError(f"cannot read label map: corrupt or truncated data ({reason})", file=path) from None
+
+
+def _read(stream: BinaryIO, path: str) -> LabelVolume:
+    head = stream.read(540)
+    header_class = _header_class(head, path)
+    size = 348 if header_class is nib.Nifti1Header else 540
     try:
-        header = header_class.from_fileobj(io.BytesIO(buf))
+        probe = header_class.from_fileobj(io.BytesIO(head[:size] + b"\0" * 4), check=False)
+        offset = max(int(probe["vox_offset"]), size + 4)  # 0 in some single-file writers means "right after"
+        prefix = head + (stream.read(offset - len(head)) if offset > len(head) else b"")
+        header = header_class.from_fileobj(io.BytesIO(prefix))
+    except SourceError:
+        raise
     except Exception as exc:  # nibabel raises several types for a damaged header
         raise SourceError(f"unreadable NIfTI header ({exc})", file=path) from None
     shape = tuple(int(n) for n in header.get_data_shape())
@@ -75,15 +92,19 @@ def read_label_nifti(path: str) -> LabelVolume:
         raise SourceError(f"label map has {len(shape)} dimensions {shape}; expected 3", file=path)
     shape = shape + (1,) * (3 - len(shape))
     dtype = header.get_data_dtype()
-    offset = int(header["vox_offset"])
-    count = int(np.prod(shape))
-    needed = offset + count * dtype.itemsize
-    if len(buf) < needed:
-        raise SourceError(
-            f"label map is truncated: {shape} {dtype.name} needs {needed} bytes, the file holds {len(buf)}",
-            file=path,
-        )
-    data = np.frombuffer(buf, dtype=dtype, count=count, offset=offset).reshape(shape, order="F")
+    data = np.empty(int(np.prod(shape)), dtype=dtype)
+    view = memoryview(data).cast("B")
+    view[: max(0, len(prefix) - offset)] = prefix[offset: offset + len(view)]  # voxels already read with the header
+    filled = max(0, min(len(view), len(prefix) - offset))
+    while filled < len(view):
+        got = stream.readinto(view[filled: filled + _CHUNK])
+        if not got:
+            raise SourceError(f"label map is truncated: {shape} {dtype.name} needs {offset + len(view)} bytes of "
+                              f"NIfTI data, the file holds {offset + filled}", file=path)
+        filled += got
+    while stream.read(_CHUNK):  # reach the end, so that the gzip checksum is verified
+        pass
+    data = data.reshape(shape, order="F")
     if not dtype.isnative:
         data = data.astype(dtype.newbyteorder("="))
     slope, inter = header.get_slope_inter()
@@ -93,8 +114,7 @@ def read_label_nifti(path: str) -> LabelVolume:
         data = _as_integer_labels(data, path)
     elif data.dtype.kind not in "iu":
         raise SourceError(f"label map has data type {data.dtype}; expected integers", file=path)
-    if data.flags.writeable:
-        data.flags.writeable = False
+    data.flags.writeable = False
     return LabelVolume(array=data, affine=header.get_best_affine(), header=header)
 
 

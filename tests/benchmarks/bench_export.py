@@ -20,19 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-MAKE_CASE = Path(__file__).resolve().parents[3] / "shared" / "bench" / "make_case.py"
-
-CHILD = """
-import json, resource, sys, time
-import labelport
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-t0 = time.perf_counter()
-report = labelport.export(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]))
-seconds = time.perf_counter() - t0
-assert report.ok, [str(f) for f in report.failures]
-print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "rss_before_mb": before}))
-"""
+sys.path.insert(0, str(Path(__file__).parent))
+from _measure import make_case, measure
 
 
 def main() -> None:
@@ -45,33 +34,23 @@ def main() -> None:
     args = ap.parse_args()
     writers = args.writer or ["nifti"]
     with tempfile.TemporaryDirectory(prefix="labelport-bench-") as tmp:
-        case = args.case
-        if case is None:
-            case = Path(tmp) / "case"
-            extra = ["--overlap"] if args.overlap else []
-            subprocess.run([sys.executable, str(MAKE_CASE), str(case), "--shape", *map(str, args.shape),
-                            "--no-images", *extra], check=True, capture_output=True)
+        case = args.case or make_case(Path(tmp) / "case", "--shape", *map(str, args.shape), "--no-images",
+                                      *(["--overlap"] if args.overlap else []))
         tasks = json.loads((case / "tasks.json").read_text())
         shape = tasks[0]["series"][0]["imageHeaders"]["dimensions"]
         raw_mb = 2 * shape[0] * shape[1] * shape[2] / 2**20  # make_case writes uint16 by default
-        runs, cli = [], []
+        result = measure(case, Path(tmp) / "out", writers, repeat=args.repeat)
+        cli = []
         for n in range(args.repeat):
-            out = Path(tmp) / f"out{n}"
-            child = subprocess.run([sys.executable, "-c", CHILD, str(case), str(out), json.dumps(writers)],
-                                   check=True, capture_output=True, text=True)
-            runs.append(json.loads(child.stdout))
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "labelport.cli", "export", str(case), "-o", str(out) + "-cli",
+            subprocess.run([sys.executable, "-m", "labelport.cli", "export", str(case), "-o", f"{tmp}/cli{n}",
                             *[a for w in writers for a in ("--writer", w)], "-q"], check=True)
             cli.append(time.perf_counter() - t0)
-    seconds = statistics.median(r["seconds"] for r in runs)
-    peak = statistics.median(r["peak_rss_mb"] for r in runs)
-    before = statistics.median(r["rss_before_mb"] for r in runs)
+    seconds, peak, before = result["seconds"], result["peak_rss_mb"], result["rss_before_mb"]
     budget = 3 * raw_mb + 200
     print(f"case: {'x'.join(map(str, shape))} uint16 ({raw_mb:.0f} MB raw), {len(tasks)} task(s), "
           f"writers: {', '.join(writers)}, median of {args.repeat}")
-    each = ", ".join(f"{r['seconds']:.3f}" for r in runs)
-    print(f"export call: {seconds:.3f} s   runs: {each}")
+    print(f"export call: {seconds:.3f} s   runs: {result['runs_s']}")
     print(f"whole CLI:   {statistics.median(cli):.3f} s")
     print(f"peak RSS:    {peak:.0f} MB (interpreter and imports {before:.0f} MB); "
           f"budget 3 x raw + 200 MB = {budget:.0f} MB -> {'within' if peak <= budget else 'OVER'}")

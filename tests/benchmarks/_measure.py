@@ -1,0 +1,59 @@
+"""Measure labelport the way ../shared/bench/sdk_baseline.py measures the SDK: a fresh process per run, only
+the export call timed (imports excluded), peak RSS (ru_maxrss) read right after it; medians of the runs."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+SHARED_BENCH = Path(__file__).resolve().parents[3] / "shared" / "bench"
+MAKE_CASE = SHARED_BENCH / "make_case.py"
+SDK_BASELINE = SHARED_BENCH / "sdk_baseline.py"
+
+CHILD = """
+import json, resource, sys, time
+import labelport, fastremap, scipy.ndimage  # imports are not timed, as in sdk_baseline.py
+if "mhd" in sys.argv[3]:
+    import SimpleITK
+registry = labelport.Registry()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+t0 = time.perf_counter()
+report = labelport.export(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), options=json.loads(sys.argv[4]),
+                          registry=registry)
+seconds = time.perf_counter() - t0
+assert report.ok, [str(f) for f in report.failures]
+print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "rss_before_mb": before}))
+"""
+
+
+def make_case(out: Path, *args: str) -> Path:
+    subprocess.run([sys.executable, str(MAKE_CASE), str(out), *args], check=True, capture_output=True)
+    return out
+
+
+def measure(case: Path, out: Path, writers: list[str], options: dict[str, Any] | None = None,
+            repeat: int = 3) -> dict[str, Any]:
+    """Median seconds and peak RSS of ``labelport.export(case, out, writers)`` over fresh processes."""
+    runs = []
+    for n in range(repeat):
+        child = subprocess.run([sys.executable, "-c", CHILD, str(case), f"{out}-{n}", json.dumps(writers),
+                                json.dumps(options or {})], check=True, capture_output=True, text=True)
+        runs.append(json.loads(child.stdout))
+    return {"seconds": statistics.median(r["seconds"] for r in runs),
+            "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in runs),
+            "rss_before_mb": statistics.median(r["rss_before_mb"] for r in runs),
+            "runs_s": [round(r["seconds"], 3) for r in runs]}
+
+
+def sdk(case: Path, steps: list[str], repeat: int = 3) -> dict[str, Any]:
+    """The reference SDK's figures for ``steps`` on ``case`` (sdk_baseline.py creates its venv on first use)."""
+    run = subprocess.run([sys.executable, str(SDK_BASELINE), "--case", str(case), "--steps", ",".join(steps),
+                          "--repeat", str(repeat)], capture_output=True, text=True)
+    if run.returncode != 0:
+        raise RuntimeError(f"sdk_baseline.py failed:\n{run.stderr[-2000:]}")
+    return json.loads(run.stdout)["steps"]  # type: ignore[no-any-return]
