@@ -186,7 +186,7 @@ class LabelMap:
             ks = np.flatnonzero(along_k)
             box = None
             if ks.size:
-                plane = arr[:, :, ks[0]: ks[-1] + 1].any(axis=2)  # one pass over the occupied slices
+                plane = np.asarray(arr[:, :, ks[0]: ks[-1] + 1].any(axis=2))  # one pass over the occupied slices
                 js, is_ = np.flatnonzero(plane.any(axis=0)), np.flatnonzero(plane.any(axis=1))
                 box = (slice(int(is_[0]), int(is_[-1]) + 1), slice(int(js[0]), int(js[-1]) + 1),
                        slice(int(ks[0]), int(ks[-1]) + 1))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
-from typing import Any, BinaryIO
+from typing import Any
 
 import isal.igzip
 import nibabel as nib
@@ -23,11 +23,11 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 4 << 20  # read in pieces: one allocation of the final size, no growing buffer
 
 
-def _open(path: str) -> BinaryIO:
+def _open(path: str) -> io.BufferedIOBase:
     raw = open(path, "rb")  # noqa: SIM115 (closed by the caller, or through the gzip reader)
     if raw.read(2) == _GZIP_MAGIC:
         raw.seek(0)
-        return isal.igzip.IGzipFile(fileobj=raw, mode="rb")  # type: ignore[no-any-return]
+        return isal.igzip.IGzipFile(fileobj=raw, mode="rb")  # type: ignore[no-any-return,return-value]
     raw.seek(0)
     return raw
 
@@ -72,7 +72,7 @@ def read_label_nifti(path: str) -> LabelVolume:
         raise SourceError(f"cannot read label map: corrupt or truncated data ({reason})", file=path) from None
 
 
-def _read(stream: BinaryIO, path: str) -> LabelVolume:
+def _read(stream: io.BufferedIOBase, path: str) -> LabelVolume:
     head = stream.read(540)
     header_class = _header_class(head, path)
     size = 348 if header_class is nib.Nifti1Header else 540
@@ -93,7 +93,7 @@ def _read(stream: BinaryIO, path: str) -> LabelVolume:
     shape = shape + (1,) * (3 - len(shape))
     dtype = header.get_data_dtype()
     data = np.empty(int(np.prod(shape)), dtype=dtype)
-    view = memoryview(data).cast("B")
+    view = memoryview(data.view(np.uint8))  # type: ignore[arg-type]
     view[: max(0, len(prefix) - offset)] = prefix[offset: offset + len(view)]  # voxels already read with the header
     filled = max(0, min(len(view), len(prefix) - offset))
     while filled < len(view):
