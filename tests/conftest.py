@@ -26,7 +26,8 @@ def make_case(out: Path, *args: str) -> Path:
     """Run ../shared/bench/make_case.py into ``out`` (skips when the benchmark folder is absent)."""
     if not MAKE_CASE.is_file():
         pytest.skip(f"{MAKE_CASE} not found: the shared benchmark folder is not next to this checkout")
-    subprocess.run([sys.executable, str(MAKE_CASE), str(out), *args], check=True, capture_output=True)
+    run = subprocess.run([sys.executable, str(MAKE_CASE), str(out), *args], capture_output=True, text=True)
+    assert run.returncode == 0, f"make_case.py {' '.join(args)} failed: {run.stdout}{run.stderr}"
     return out
 
 

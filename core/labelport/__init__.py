@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from ._version import __version__
 from .context import WriterContext
+from .contours import mask_outlines, rasterize
+from .dicomseries import Alignment, DicomImage, DicomSeries, align_to_series, describe_grid, read_dicom_series
 from .errors import LabelError, LabelportError, OptionError, PluginError, SourceError, WriterError
 from .export import ExportReport, Failure, export
 from .hookspecs import hookimpl, hookspec
@@ -39,7 +41,10 @@ from .writer import NoOptions, WriterSpec
 
 __all__ = [
     "VECTOR_ANNOTATION_KEYS",
+    "Alignment",
     "Category",
+    "DicomImage",
+    "DicomSeries",
     "ExportReport",
     "Failure",
     "LabelError",
@@ -66,11 +71,16 @@ __all__ = [
     "WriterInfo",
     "WriterSpec",
     "__version__",
+    "align_to_series",
     "color_layers",
+    "describe_grid",
     "export",
     "hookimpl",
     "hookspec",
+    "mask_outlines",
     "open_source",
+    "rasterize",
+    "read_dicom_series",
     "read_label_nifti",
     "safe_name",
     "views",

@@ -229,6 +229,8 @@ class Series:
     record: Mapping[str, Any]
     label_map: LabelMap | None = None
     segments: dict[int, Segment] = field(default_factory=dict)
+    #: image files of the series found on disk (from ``items``), in the record's order
+    image_files: list[str] = field(default_factory=list)
 
     @property
     def items(self) -> list[str]:

@@ -34,6 +34,7 @@ BUILTIN_PLUGINS = (
     "labelport_writers.overlapping",
     "labelport_writers.png",
     "labelport_writers.mhd",
+    "labelport_writers.rtstruct",
 )
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from .export import export
 from .plugins import Registry
 
-__all__ = ["check_writer", "make_contract_project", "referenced_paths"]
+__all__ = ["check_writer", "make_contract_project", "referenced_paths", "write_dicom_series"]
 
 HOSTILE_TASK = "../../escape\x00me"
 HOSTILE_SERIES = "CON"
@@ -45,8 +45,44 @@ def _save(path: Path, data: np.ndarray, affine: np.ndarray) -> None:
     nib.save(img, str(path))
 
 
+def write_dicom_series(folder: Path, shape: tuple[int, int, int], ras_affine: np.ndarray, name: str) -> list[str]:
+    """A minimal CT series on the grid of a label map (zero pixels), one file per slice; returns the paths
+    relative to ``folder.parent.parent.parent`` as tasks.json ``items`` would list them."""
+    import pydicom
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ ras_affine
+    spacing = np.linalg.norm(lps[:3, :3], axis=0)
+    row_dir, col_dir = lps[:3, 0] / spacing[0], lps[:3, 1] / spacing[1]
+    folder.mkdir(parents=True, exist_ok=True)
+    study, series, frame = (generate_uid(entropy_srcs=[name, part]) for part in ("study", "series", "frame"))
+    items = []
+    for k in range(shape[2]):
+        ds = Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.MediaStorageSOPClassUID = pydicom.uid.CTImageStorage
+        ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[name, str(k)])
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.SOPClassUID, ds.SOPInstanceUID = pydicom.uid.CTImageStorage, ds.file_meta.MediaStorageSOPInstanceUID
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
+        ds.Modality, ds.PatientName, ds.PatientID, ds.StudyDate, ds.StudyTime = "CT", "Contract^Test", name, "", ""
+        ds.ImageOrientationPatient = [f"{v:.6f}" for v in (*row_dir, *col_dir)]
+        ds.ImagePositionPatient = [f"{v:.4f}" for v in (lps @ [0, 0, k, 1])[:3]]
+        ds.PixelSpacing = [f"{spacing[1]:.6f}", f"{spacing[0]:.6f}"]
+        ds.Rows, ds.Columns, ds.InstanceNumber = shape[1], shape[0], k + 1
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+        ds.PixelData = np.zeros((shape[1], shape[0]), "<i2").tobytes()
+        path = folder / f"{k:04d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        items.append(path.relative_to(folder.parent.parent.parent).as_posix())
+    return items
+
+
 def make_contract_project(root: str | os.PathLike[str]) -> Path:
-    """Write the contract's source project (an export folder) into ``root`` and return its path."""
+    """Write the contract's source project (an export folder, with a DICOM series for every label map) into
+    ``root`` and return its path."""
     root = Path(root)
     grid = np.zeros((20, 16, 6), np.uint16)
     grid[3:11, 4:12, 1:5] = 1
@@ -60,7 +96,7 @@ def make_contract_project(root: str | os.PathLike[str]) -> Path:
     hostile = np.zeros((9, 7, 2), np.uint8)
     hostile[2:6, 1:5, :] = 1
     _save(root / "segmentations" / "b" / "con.nii.gz", hostile, np.diag([0.5, 0.5, 1.0, 1.0]))
-    tasks = [
+    tasks: list[dict[str, Any]] = [
         {"taskId": "contract-a", "name": "Contract A", "currentStageName": "END", "status": "COMPLETED",
          "x-unknown-field": {"kept": True},
          "classification": {"attributes": {"Quality": "Good"}},
@@ -80,6 +116,15 @@ def make_contract_project(root: str | os.PathLike[str]) -> Path:
          "series": [{"name": HOSTILE_SERIES, "segmentations": "./segmentations/b/con.nii.gz",
                      "segmentMap": {"1": {"id": "h1", "category": "Liver"}}}]},
     ]
+    grids: dict[str, tuple[tuple[int, int, int], np.ndarray]] = {
+        "Grid": (grid.shape, oblique), "Empty": ((8, 8, 3), np.diag([-1.0, -1.0, 2, 1])),
+        HOSTILE_SERIES: (hostile.shape, np.diag([0.5, 0.5, 1.0, 1.0]))}
+    for task in tasks:
+        for series in task["series"]:
+            if series["name"] in grids:
+                shape, affine = grids[series["name"]]
+                series["items"] = write_dicom_series(root / "images" / task["taskId"] / series["name"], shape,
+                                                     affine, f"{task['taskId']}/{series['name']}")
     (root / "tasks.json").write_text(json.dumps(tasks, indent=2), encoding="utf-8")
     return root
 

@@ -90,16 +90,21 @@ class LocalExport(Source):
         return sorted(self.filter.task_ids - self._seen_ids)
 
     def open(self, ref: TaskRef) -> Task:
-        return task_from_record(ref.record, self.taxonomy, self.resolve, read_label_nifti)
+        return task_from_record(ref.record, self.taxonomy, self.resolve, read_label_nifti, self.find)
 
-    def resolve(self, path: str) -> str:
-        """Find a tasks.json path on disk (see the class docstring)."""
+    def find(self, path: str) -> str | None:
+        """A tasks.json path on disk (see the class docstring), or None."""
         p = Path(path)
         candidates = [p] if p.is_absolute() else [self.root / p, self.root.parent / p]
         parts = p.parts
-        if "segmentations" in parts:
-            candidates.append(self.root.joinpath(*parts[parts.index("segmentations"):]))
-        for candidate in candidates:
-            if candidate.is_file():
-                return str(candidate)
-        raise SourceError(f"segmentation file {path!r} not found in {self.root}", file=path)
+        for top in ("segmentations", "images"):
+            if top in parts:
+                candidates.append(self.root.joinpath(*parts[parts.index(top):]))
+        return next((str(c) for c in candidates if c.is_file()), None)
+
+    def resolve(self, path: str) -> str:
+        """A segmentation path on disk; raises :class:`SourceError` when it is missing."""
+        found = self.find(path)
+        if found is None:
+            raise SourceError(f"segmentation file {path!r} not found in {self.root}", file=path)
+        return found

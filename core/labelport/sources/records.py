@@ -110,9 +110,11 @@ def task_from_record(
     taxonomy: Taxonomy,
     resolve: Callable[[str], str],
     loader: Callable[[str], LabelVolume],
+    find: Callable[[str], str | None] = lambda path: None,
 ) -> Task:
     """Build a :class:`Task`. ``resolve`` maps a ``segmentations`` path of the record to a readable path;
-    ``loader`` reads it when the array is first used. Errors name the task and series."""
+    ``loader`` reads it when the array is first used; ``find`` maps an image path of ``items`` to a file
+    on disk, or None. Errors name the task and series."""
     if not isinstance(record, Mapping):
         raise SourceError(f"task record is a {type(record).__name__}, not an object")
     task_id = record.get("taskId")
@@ -136,8 +138,10 @@ def task_from_record(
             label_map = LabelMap(resolve(path), _located(loader, label, where), groups) if path else None
         except SourceError as exc:
             raise exc.located(task=label, series=where) from None
+        items = srec.get("items") or []
+        found = [find(item) for item in ([items] if isinstance(items, str) else items) if isinstance(item, str)]
         series.append(Series(name=str(sname or ""), index=index, record=srec, label_map=label_map,
-                             segments=segments))
+                             segments=segments, image_files=[f for f in found if f is not None]))
     return Task(
         task_id=task_id, name=str(name), series=series, record=record, taxonomy=taxonomy,
         stage=record.get("currentStageName"), status=record.get("status"),

@@ -1,0 +1,279 @@
+"""``rtstruct``: a DICOM RT Structure Set per series, ``segmentations/<task>/<series>.dcm``.
+
+One ROI per instance (``roi=instance``, the default; the name is the category, numbered when a category
+repeats, and ROIDescription holds the instance and label ids) or per class (``roi=class``). Each ROI is
+complete: overlap-group voxels belong to every instance that shares them. Contours follow the voxel edges,
+so a planning system's pixel-centre rasterisation gives back exactly the label voxels; holes are separate
+inner contours (even-odd rule). The label map is matched to the DICOM series by world geometry (any axis
+order), and a mismatch is refused with both grids in the message.
+
+Images come from the series' ``items`` (an export made with images), else from the ``images`` option, a
+folder laid out ``<images>/<task>/<series>/``. Only headers are read; pixel data is never decoded. UIDs and
+dates derive from the task (its id, labels id and last update), so the same input gives the same file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import labelport
+import numpy as np
+
+from ._common import labelled
+
+RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
+_UID_ROOT = "1.2.826.0.1.3680043.10.1429."  # prefix for generated UIDs
+_PATIENT = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex")
+_STUDY = ("StudyInstanceUID", "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber")
+# copied only when the images have them, so that patient and study agree across the files (dcentvfy)
+_OPTIONAL = ("IssuerOfPatientID", "OtherPatientIDs", "EthnicGroup", "PatientComments", "PatientIdentityRemoved",
+             "DeidentificationMethod", "DeidentificationMethodCodeSequence", "StudyDescription", "PhysiciansOfRecord",
+             "NameOfPhysiciansReadingStudy", "AdmittingDiagnosesDescription", "PatientAge", "PatientSize",
+             "PatientWeight", "Occupation", "AdditionalPatientHistory")
+_MAX_LENGTH = {"AE": 16, "AS": 4, "CS": 16, "DA": 8, "DS": 16, "IS": 12, "LO": 64, "LT": 10240, "PN": 64, "SH": 16,
+               "ST": 1024, "TM": 16, "UI": 64}
+
+
+@dataclass(frozen=True)
+class Options:
+    #: one ROI per "instance" or per "class"
+    roi: Literal["instance", "class"] = "instance"
+    #: folder with the DICOM images as <images>/<task>/<series>/ (when the export has none)
+    images: str | None = None
+
+
+@dataclass
+class _Roi:
+    number: int
+    name: str
+    description: str
+    color: tuple[int, int, int]
+    instance_ids: list[int]
+    records: list[dict[str, Any]]
+
+
+def _image_files(task: labelport.Task, series: labelport.Series, folder: str | None) -> list[str]:
+    if series.image_files:
+        return series.image_files
+    if folder:
+        for task_name in (task.name, labelport.safe_name(task.name, task.task_id)):
+            for series_name in (series.name, labelport.safe_name(series.name, chr(65 + series.index))):
+                path = os.path.join(folder, task_name, series_name)
+                if os.path.isdir(path):
+                    return sorted(os.path.join(path, f) for f in os.listdir(path)
+                                  if os.path.isfile(os.path.join(path, f)))
+    raise labelport.WriterError("no DICOM images for this series: export with images, or name a folder with "
+                                "--opt rtstruct.images=DIR (laid out DIR/<task>/<series>/)")
+
+
+def _rois(series: labelport.Series, per: str) -> list[_Roi]:
+    groups: dict[Any, list[labelport.Segment]] = {}
+    for segment in sorted(series.segments.values(), key=lambda s: s.instance_id):
+        groups.setdefault(segment.instance_id if per == "instance" else segment.class_id, []).append(segment)
+    rois, used = [], set()
+    for number, segments in enumerate(groups.values(), start=1):
+        name, n = segments[0].category[:64], 1
+        while name.casefold() in used:
+            n += 1
+            name = f"{segments[0].category[:60]} {n}"
+        used.add(name.casefold())
+        ids = [s.instance_id for s in segments]
+        description = "; ".join(f"instance {s.instance_id}" + (f", label {s.label_id}" if s.label_id else "")
+                                for s in segments)
+        rois.append(_Roi(number, name, description[:64], segments[0].color, ids, [dict(s.record) for s in segments]))
+    return rois
+
+
+def _contours(views: labelport.LabelViews, roi: _Roi, align: labelport.Alignment,
+              dicom: labelport.DicomSeries) -> list[tuple[int, str, int]]:
+    """(image index, ContourData text, number of points) of every outline of the ROI, slice by slice."""
+    out: list[tuple[int, str, int]] = []
+    found = [views.instance_mask(n) for n in roi.instance_ids]
+    parts = [f for f in found if f is not None]
+    if not parts:
+        return out
+    shape = views.array.shape
+    boxes = [align.box(box, shape) for box, _ in parts]
+    bi, bj, bk = (slice(min(b[a].start for b in boxes), max(b[a].stop for b in boxes)) for a in range(3))
+    mask = np.zeros((bi.stop - bi.start, bj.stop - bj.start, bk.stop - bk.start), dtype=bool)
+    for (_, inside), dbox in zip(parts, boxes):
+        local = tuple(slice(s.start - o.start, s.stop - o.start) for s, o in zip(dbox, (bi, bj, bk)))
+        mask[local] |= align.array(inside)
+    row_step = dicom.column_direction * dicom.row_spacing  # moving down one row
+    col_step = dicom.row_direction * dicom.column_spacing  # moving right one column
+    for k in range(mask.shape[2]):
+        plane = mask[:, :, k]
+        if not plane.any():
+            continue
+        origin = dicom.images[bk.start + k].position
+        for loop in labelport.mask_outlines(plane.T):  # rows = j, columns = i
+            x = loop[:, 0] + bi.start - 0.5
+            y = loop[:, 1] + bj.start - 0.5
+            points = origin + np.outer(x, col_step) + np.outer(y, row_step)
+            text = "\\".join(["%.3f"] * points.size) % tuple(points.ravel())
+            out.append((bk.start + k, text, len(loop)))
+    return out
+
+
+def _raw(tag: int, vr: str, text: str) -> Any:
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+
+    data = text.encode("ascii")
+    if len(data) % 2:
+        data += b" "
+    return RawDataElement(Tag(tag), vr, len(data), data, 0, False, True)
+
+
+def _copy(ds: Any, head: Any, keyword: str) -> None:
+    """Copy an attribute of the images; a text longer than its VR allows (seen in real data) is cut to fit, so
+    that our file stays valid."""
+    from pydicom.datadict import dictionary_VR
+
+    value = head.get(keyword, "")
+    limit = _MAX_LENGTH.get(dictionary_VR(keyword))
+    if limit and isinstance(value, str) and len(value) > limit:
+        value = value[:limit]
+    setattr(ds, keyword, value)
+
+
+def _when(task: labelport.Task, fallback: Any) -> tuple[str, str]:
+    for value in (task.updated_at, task.created_at):
+        try:
+            stamp = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            return stamp.strftime("%Y%m%d"), stamp.strftime("%H%M%S")
+        except ValueError:
+            continue
+    return str(fallback.get("StudyDate", "") or "19700101"), str(fallback.get("StudyTime", "") or "000000")
+
+
+def build(task: labelport.Task, series: labelport.Series, dicom: labelport.DicomSeries,
+          align: labelport.Alignment, rois: list[_Roi]) -> Any:
+    """The RT Structure Set dataset."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+
+    head = dicom.header
+    seed = [task.task_id, str(task.record.get("labelsId", "")), str(task.updated_at or ""), str(series.index),
+            ",".join(f"{r.name}:{r.instance_ids}" for r in rois)]
+    sop_uid = generate_uid(_UID_ROOT, entropy_srcs=[*seed, "sop"])
+    series_uid = generate_uid(_UID_ROOT, entropy_srcs=[*seed, "series"])
+    date, time = _when(task, head)
+    # images without a Frame of Reference still get one, stable for their study and series
+    frame_uid = dicom.frame_of_reference_uid or generate_uid(
+        _UID_ROOT, entropy_srcs=[str(head.StudyInstanceUID), str(head.SeriesInstanceUID), "frame"])
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = UID(RT_STRUCTURE_SET_STORAGE)
+    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SpecificCharacterSet = head.get("SpecificCharacterSet", "ISO_IR 100")
+    ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
+    ds.SOPClassUID, ds.SOPInstanceUID = RT_STRUCTURE_SET_STORAGE, sop_uid
+    for keyword in (*_PATIENT, *_STUDY, *(k for k in _OPTIONAL if k in head)):
+        _copy(ds, head, keyword)
+    ds.Modality = "RTSTRUCT"
+    ds.SeriesInstanceUID, ds.SeriesNumber = series_uid, 1
+    ds.SeriesDescription = (series.name or "labelport")[:64]
+    ds.OperatorsName = ""
+    ds.Manufacturer = "labelport"
+    ds.ManufacturerModelName = "labelport"
+    ds.SoftwareVersions = labelport.__version__
+    ds.FrameOfReferenceUID = frame_uid
+    ds.PositionReferenceIndicator = head.get("PositionReferenceIndicator", "")
+    ds.StructureSetLabel = (task.name or "labelport")[:16]
+    ds.StructureSetName = (task.name or "labelport")[:64]
+    ds.StructureSetDate, ds.StructureSetTime = date, time
+
+    images = []
+    for image in dicom.images:
+        item = Dataset()
+        item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = image.sop_class_uid, image.sop_instance_uid
+        images.append(item)
+    ref_series = Dataset()
+    ref_series.SeriesInstanceUID = head.SeriesInstanceUID
+    ref_series.ContourImageSequence = Sequence(images)
+    ref_study = Dataset()
+    ref_study.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"  # Detached Study Management (retired, as used)
+    ref_study.ReferencedSOPInstanceUID = head.StudyInstanceUID
+    ref_study.RTReferencedSeriesSequence = Sequence([ref_series])
+    ref_frame = Dataset()
+    ref_frame.FrameOfReferenceUID = frame_uid
+    ref_frame.RTReferencedStudySequence = Sequence([ref_study])
+    ds.ReferencedFrameOfReferenceSequence = Sequence([ref_frame])
+
+    views = labelport.views(series)
+    roi_items, contour_items, observations = [], [], []
+    for roi in rois:
+        item = Dataset()
+        item.ROINumber, item.ReferencedFrameOfReferenceUID = roi.number, frame_uid
+        item.ROIName, item.ROIDescription, item.ROIGenerationAlgorithm = roi.name, roi.description, "MANUAL"
+        roi_items.append(item)
+        contours = []
+        for index, text, count in _contours(views, roi, align, dicom):
+            contour = Dataset()
+            image_ref = Dataset()
+            image_ref.ReferencedSOPClassUID = dicom.images[index].sop_class_uid
+            image_ref.ReferencedSOPInstanceUID = dicom.images[index].sop_instance_uid
+            contour.ContourImageSequence = Sequence([image_ref])
+            contour.ContourGeometricType = "CLOSED_PLANAR"
+            contour.NumberOfContourPoints = count
+            contour[0x30060050] = _raw(0x30060050, "DS", text)
+            contours.append(contour)
+        roi_contour = Dataset()
+        roi_contour.ROIDisplayColor = list(roi.color)
+        roi_contour.ReferencedROINumber = roi.number
+        if contours:
+            roi_contour.ContourSequence = Sequence(contours)
+        contour_items.append(roi_contour)
+        observation = Dataset()
+        observation.ObservationNumber, observation.ReferencedROINumber = roi.number, roi.number
+        observation.RTROIInterpretedType, observation.ROIInterpreter = "ORGAN", ""
+        observations.append(observation)
+    ds.StructureSetROISequence = Sequence(roi_items)
+    ds.ROIContourSequence = Sequence(contour_items)
+    ds.RTROIObservationsSequence = Sequence(observations)
+    return ds
+
+
+def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
+    opts: Options = ctx.options
+    entry = task.to_record()
+    for series, record in labelled(task, entry):
+        label_map = series.label_map
+        assert label_map is not None
+        try:
+            dicom = labelport.read_dicom_series(_image_files(task, series, opts.images))
+            if len(dicom.images) < 2:
+                raise labelport.WriterError("the series is a single 2D image; an RT Structure Set needs a volume")
+            align = labelport.align_to_series(label_map.array.shape, label_map.affine, dicom)
+        except labelport.LabelportError as exc:
+            raise exc.located(series=series.name) from None
+        rois = _rois(series, opts.roi)
+        dataset = build(task, series, dicom, align, rois)
+        path = ctx.series_path(series, ".dcm")
+        with ctx.create(path) as tmp:
+            dataset.save_as(tmp, enforce_file_format=True)
+        record["segmentations"] = path
+        record["segmentMap"] = {
+            roi.name: {**{k: v for k, v in roi.records[0].items() if k not in ("mask", "overlappingGroups")},
+                       "mask": path, "roiNumber": roi.number, "instances": roi.instance_ids}
+            for roi in rois}
+        record.update(binaryMask=False, semanticMask=False, pngMask=False)
+    return entry
+
+
+@labelport.hookimpl
+def register_writers() -> list[labelport.WriterSpec]:
+    return [labelport.WriterSpec(
+        name="rtstruct",
+        description="DICOM RT Structure Set per series, exact voxel-edge contours, one ROI per instance or class",
+        write=write,
+        options=Options,
+        needs_images=True,
+    )]
