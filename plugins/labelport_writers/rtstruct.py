@@ -224,6 +224,8 @@ def build(task: labelport.Task, series: labelport.Series, dicom: labelport.Dicom
             contour.ContourGeometricType = "CLOSED_PLANAR"
             contour.NumberOfContourPoints = count
             contour[0x30060050] = _raw(0x30060050, "DS", text)
+            if hasattr(contour, "set_original_encoding"):  # so that pydicom writes the text as it is
+                contour.set_original_encoding(False, True, "iso8859")  # ASCII only: numbers and UIDs
             contours.append(contour)
         roi_contour = Dataset()
         roi_contour.ROIDisplayColor = list(roi.color)
