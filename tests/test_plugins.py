@@ -219,6 +219,7 @@ def _labelport(path: Path, *args: str, **env: str) -> subprocess.CompletedProces
                           env=environ, timeout=120)
 
 
+@pytest.mark.slow
 def test_example_plugin_is_discovered_and_exports(plugin_dirs: dict[str, Path], demo: Path, tmp_path: Path) -> None:
     listing = _labelport(plugin_dirs["good"], "writers", "--json")
     assert listing.returncode == 0, listing.stderr
@@ -238,6 +239,7 @@ def test_example_plugin_is_discovered_and_exports(plugin_dirs: dict[str, Path], 
                        labelport.read_label_nifti(str(demo / "segmentations/Patient 001/CT.nii.gz")).affine)
 
 
+@pytest.mark.slow
 def test_example_plugin_own_tests_pass(plugin_dirs: dict[str, Path]) -> None:
     """The template's tests run labelport's writer contract through the entry point."""
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLE / "tests")],
@@ -247,6 +249,7 @@ def test_example_plugin_own_tests_pass(plugin_dirs: dict[str, Path]) -> None:
     assert "2 passed" in run.stdout
 
 
+@pytest.mark.slow
 def test_broken_plugins_do_not_break_labelport(plugin_dirs: dict[str, Path], demo: Path, tmp_path: Path) -> None:
     bad = plugin_dirs["bad"]
     assert _labelport(bad, "--help").returncode == 0
@@ -267,6 +270,7 @@ def test_broken_plugins_do_not_break_labelport(plugin_dirs: dict[str, Path], dem
     assert fine.returncode == 0, fine.stderr
 
 
+@pytest.mark.slow
 def test_strict_mode_raises(plugin_dirs: dict[str, Path]) -> None:
     run = _labelport(plugin_dirs["bad"], "writers", LABELPORT_STRICT_PLUGINS="1")
     assert run.returncode != 0

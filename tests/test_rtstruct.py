@@ -113,6 +113,7 @@ def check_rois(project: Path, out: Path, entry: dict[str, Any], task: labelport.
 # -- synthetic: thin structures, a ring with a hole, overlaps, non-square pixels ------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("roi", ["instance", "class"])
 def test_make_case_thin_and_overlap(tmp_path: Path, make_case: Any, roi: str) -> None:
     _need("dciodvfy", "dcentvfy", "plastimatch")
@@ -168,6 +169,7 @@ def _project(root: Path, name: str, label_map: Path, images: list[str], seg_map:
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["STS_001/CT", "STS_001/MR_T1", "STS_002/CT"])
 def test_sts_sarcoma(realdata: Path, tmp_path: Path, case: str) -> None:
     """MIRP's mask of the sarcoma -> our RT Struct -> plastimatch: the same voxels."""
@@ -181,6 +183,7 @@ def test_sts_sarcoma(realdata: Path, tmp_path: Path, case: str) -> None:
     assert check_rois(project, out, tasks[0], task, tmp_path) == 1
 
 
+@pytest.mark.slow
 def test_oblique_orientation(realdata: Path, tmp_path: Path) -> None:
     _need("dciodvfy", "dcentvfy", "plastimatch")
     images = sorted(str(p) for p in (realdata / "rtutils_tests" / "oriented_data").glob("*.dcm"))
@@ -198,6 +201,7 @@ def test_oblique_orientation(realdata: Path, tmp_path: Path) -> None:
     assert check_rois(project, out, tasks[0], task, tmp_path) == 2
 
 
+@pytest.mark.slow
 def test_label_map_stored_in_another_axis_order(realdata: Path, tmp_path: Path) -> None:
     """The same mask stored RAS (flipped i and j) still lands on the same voxels."""
     _need("plastimatch")
