@@ -8,11 +8,13 @@ from typing import Any
 import labelport
 
 
-def labelled(task: labelport.Task, entry: dict[str, Any]) -> Iterator[tuple[labelport.Series, dict[str, Any]]]:
-    """(series, its record in ``entry``) for every series that has a label map."""
+def labelled(
+    task: labelport.Task, entry: dict[str, Any]
+) -> Iterator[tuple[labelport.Series, labelport.LabelMap, dict[str, Any]]]:
+    """(series, its label map, its record in ``entry``) for every series that has a label map."""
     for series, record in zip(task.series, entry.get("series") or []):
         if series.label_map is not None:
-            yield series, record
+            yield series, series.label_map, record
 
 
 def instance_entry(segment: labelport.Segment, mask: str | list[str] | None) -> dict[str, Any]:
@@ -39,6 +41,11 @@ def class_entries(series: labelport.Series, masks: dict[int, str] | str | None) 
         mask = masks.get(class_id) if isinstance(masks, dict) else masks
         out[str(class_id + 1)] = instance_entry(segments[0], mask)
     return out
+
+
+def with_mask(record: dict[str, Any], mask: str) -> dict[str, Any]:
+    """The series' own segmentMap with every entry's ``mask`` set (formats that keep the instance ids)."""
+    return {key: {**entry, "mask": mask} for key, entry in (record.get("segmentMap") or {}).items()}
 
 
 def replace_masks(record: dict[str, Any], segmentations: str | list[str], segment_map: dict[str, Any], **flags: bool

@@ -30,7 +30,7 @@ class Options:
 def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
     opts: Options = ctx.options
     entry = task.to_record()
-    for series, record in labelled(task, entry):
+    for series, label_map, record in labelled(task, entry):
         views = labelport.views(series)
         groups = ({n: [n] for n in views.instance_ids} if opts.per == "instance"
                   else {c: [s.instance_id for s in segs] for c, segs in classes(series).items()})
@@ -45,7 +45,7 @@ def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
             for box, mask in parts:
                 buffer[box][mask] = 1
             path = f"{ctx.series_dir(series)}/{stem.format(key + offset)}.nii.gz"
-            masks[key] = ctx.write_nifti(path, buffer, like=series.label_map, compresslevel=opts.compresslevel)
+            masks[key] = ctx.write_nifti(path, buffer, like=label_map, compresslevel=opts.compresslevel)
             for box, _ in parts:
                 buffer[box] = 0
         if opts.per == "instance":

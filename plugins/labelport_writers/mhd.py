@@ -13,7 +13,7 @@ from typing import Any
 import labelport
 import numpy as np
 
-from ._common import labelled
+from ._common import labelled, replace_masks, with_mask
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,7 @@ def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
 
     opts: Options = ctx.options
     entry = task.to_record()
-    for series, record in labelled(task, entry):
-        label_map = series.label_map
-        assert label_map is not None
+    for series, label_map, record in labelled(task, entry):
         image = sitk.GetImageFromArray(label_map.array.T)  # (k, j, i) is ITK's (z, y, x)
         spacing, origin, direction = itk_geometry(label_map.affine)
         image.SetSpacing(spacing)
@@ -50,10 +48,7 @@ def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
         paths = [ctx.series_path(series, ".mhd"), ctx.series_path(series, ".zraw" if opts.compress else ".raw")]
         with ctx.create_many(paths) as (header, _data):
             sitk.WriteImage(image, header, useCompression=opts.compress)
-        record["segmentations"] = paths
-        for instance in (record.get("segmentMap") or {}).values():
-            instance["mask"] = paths[0]
-        record.update(binaryMask=False, semanticMask=False, pngMask=False)
+        replace_masks(record, paths, with_mask(record, paths[0]))
     return entry
 
 

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 import labelport
 
+from ._common import labelled, replace_masks, with_mask
+
 
 @dataclass(frozen=True)
 class Options:
@@ -27,15 +29,10 @@ class Options:
 def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
     opts: Options = ctx.options
     entry = task.to_record()
-    for series, record in zip(task.series, entry.get("series") or [], strict=False):
-        if series.label_map is None:
-            continue
+    for series, label_map, record in labelled(task, entry):
         path = ctx.series_path(series, opts.extension)
-        ctx.write_nifti(path, series.label_map.array, like=series.label_map, compresslevel=opts.compresslevel)
-        record["segmentations"] = path
-        for instance in (record.get("segmentMap") or {}).values():
-            instance["mask"] = path
-        record.update(binaryMask=False, semanticMask=False, pngMask=False)
+        ctx.write_nifti(path, label_map.array, like=label_map, compresslevel=opts.compresslevel)
+        replace_masks(record, path, with_mask(record, path))
     return entry
 
 

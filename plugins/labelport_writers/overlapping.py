@@ -25,12 +25,12 @@ class Options:
 def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
     opts: Options = ctx.options
     entry = task.to_record()
-    for series, record in labelled(task, entry):
+    for series, label_map, record in labelled(task, entry):
         views = labelport.views(series)
         files, seg_map = [], {}
         for number, instance_ids in enumerate(views.layers(), start=1):
             path = ctx.write_nifti(f"{ctx.series_dir(series)}/layer-{number}.nii.gz",
-                                   views.layer_array(instance_ids), like=series.label_map,
+                                   views.layer_array(instance_ids), like=label_map,
                                    compresslevel=opts.compresslevel)
             files.append(path)
             for n in instance_ids:

@@ -71,9 +71,9 @@ def _slices(ctx: labelport.WriterContext, folder: str, stem: str, volume: np.nda
             for k in range(volume.shape[2])]
 
 
-def _binary(ctx: labelport.WriterContext, series: labelport.Series, record: dict[str, Any], opts: Options) -> None:
+def _binary(ctx: labelport.WriterContext, series: labelport.Series, affine: np.ndarray, record: dict[str, Any],
+            opts: Options) -> None:
     views = labelport.views(series)
-    affine = views.series.label_map.affine  # type: ignore[union-attr]
     folder, stem = ctx.series_dir(series), ctx.series_stem(series)
     flat = views.array.shape[2] == 1
     files: list[str] = []
@@ -103,9 +103,9 @@ def _palette_maker(series: labelport.Series) -> Any:
     return make
 
 
-def _classes(ctx: labelport.WriterContext, series: labelport.Series, record: dict[str, Any], opts: Options) -> None:
+def _classes(ctx: labelport.WriterContext, series: labelport.Series, affine: np.ndarray, record: dict[str, Any],
+             opts: Options) -> None:
     """Colour or index mode: one image per slice of the class map."""
-    affine = series.label_map.affine  # type: ignore[union-attr]
     folder, stem = ctx.series_dir(series), ctx.series_stem(series)
     semantic = display_volume(labelport.views(series).semantic(opts.overlap), affine, opts.axis)
     top = int(semantic.max()) if semantic.size else 0
@@ -128,8 +128,8 @@ def _classes(ctx: labelport.WriterContext, series: labelport.Series, record: dic
 def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
     opts: Options = ctx.options
     entry = task.to_record()
-    for series, record in labelled(task, entry):
-        (_binary if opts.mode == "binary" else _classes)(ctx, series, record, opts)
+    for series, label_map, record in labelled(task, entry):
+        (_binary if opts.mode == "binary" else _classes)(ctx, series, label_map.affine, record, opts)
     return entry
 
 

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import labelport
 import numpy as np
 
-from ._common import labelled
+from ._common import instance_entry, labelled, replace_masks
 
 RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
 _UID_ROOT = "1.2.826.0.1.3680043.10.1429."  # prefix for generated UIDs
@@ -52,7 +52,7 @@ class _Roi:
     description: str
     color: tuple[int, int, int]
     instance_ids: list[int]
-    records: list[dict[str, Any]]
+    segments: list[labelport.Segment]
 
 
 def _image_files(task: labelport.Task, series: labelport.Series, folder: str | None) -> list[str]:
@@ -83,7 +83,7 @@ def _rois(series: labelport.Series, per: str) -> list[_Roi]:
         ids = [s.instance_id for s in segments]
         description = "; ".join(f"instance {s.instance_id}" + (f", label {s.label_id}" if s.label_id else "")
                                 for s in segments)
-        rois.append(_Roi(number, name, description[:64], segments[0].color, ids, [dict(s.record) for s in segments]))
+        rois.append(_Roi(number, name, description[:64], segments[0].color, ids, segments))
     return rois
 
 
@@ -246,9 +246,7 @@ def build(task: labelport.Task, series: labelport.Series, dicom: labelport.Dicom
 def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
     opts: Options = ctx.options
     entry = task.to_record()
-    for series, record in labelled(task, entry):
-        label_map = series.label_map
-        assert label_map is not None
+    for series, label_map, record in labelled(task, entry):
         try:
             dicom = labelport.read_dicom_series(_image_files(task, series, opts.images))
             if len(dicom.images) < 2:
@@ -261,12 +259,8 @@ def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
         path = ctx.series_path(series, ".dcm")
         with ctx.create(path) as tmp:
             dataset.save_as(tmp, enforce_file_format=True)
-        record["segmentations"] = path
-        record["segmentMap"] = {
-            roi.name: {**{k: v for k, v in roi.records[0].items() if k not in ("mask", "overlappingGroups")},
-                       "mask": path, "roiNumber": roi.number, "instances": roi.instance_ids}
-            for roi in rois}
-        record.update(binaryMask=False, semanticMask=False, pngMask=False)
+        replace_masks(record, path, {roi.name: {**instance_entry(roi.segments[0], path), "roiNumber": roi.number,
+                                                "instances": roi.instance_ids} for roi in rois})
     return entry
 
 

@@ -27,9 +27,9 @@ class Options:
 def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
     opts: Options = ctx.options
     entry = task.to_record()
-    for series, record in labelled(task, entry):
+    for series, label_map, record in labelled(task, entry):
         semantic = labelport.views(series).semantic(opts.overlap)
-        path = ctx.write_nifti(ctx.series_path(series, ".nii.gz"), semantic, like=series.label_map,
+        path = ctx.write_nifti(ctx.series_path(series, ".nii.gz"), semantic, like=label_map,
                                compresslevel=opts.compresslevel)
         replace_masks(record, path, class_entries(series, path), semanticMask=True)
     return entry
