@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import labelport
 import numpy as np
 import pytest
 from click.testing import CliRunner
+
+import labelport
 from labelport.cli import cli
+from labelport.testing import output_files
 
 
 def _tasks(root: Path) -> list[dict[str, Any]]:
@@ -24,7 +26,7 @@ def _save_tasks(root: Path, tasks: list[dict[str, Any]]) -> None:
 
 
 def _files(root: Path) -> list[str]:
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    return output_files(root)
 
 
 def _run(*args: str) -> Any:

@@ -12,9 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import labelport
 import pytest
 from click.testing import CliRunner
+
+import labelport
 from labelport.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +38,8 @@ def test_version_and_help() -> None:
 def test_summary_and_quiet(demo: Path, tmp_path: Path) -> None:
     run = _run("export", str(demo), "-o", str(tmp_path / "a"), "--writer", "nifti")
     assert run.returncode == 0
-    assert "4 task(s) read, written (nifti: 4), 0 failed" in run.stdout
+    assert "nifti: 4 written, 0 unchanged, 0 removed" in run.stdout
+    assert "4 task(s) read, 0 failed" in run.stdout
     quiet = _run("export", str(demo), "-o", str(tmp_path / "b"), "--writer", "nifti", "-q")
     assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == ""
 

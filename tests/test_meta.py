@@ -10,8 +10,9 @@ import sys
 import zipfile
 from pathlib import Path
 
-import labelport
 import pytest
+
+import labelport
 from labelport import hookspecs
 from labelport.plugins import BUILTIN_PLUGINS
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 
 import pytest
+
 from labelport import WriterError, safe_name
 from labelport.paths import UniqueNames, safe_join
 

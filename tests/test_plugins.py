@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import labelport
 import numpy as np
 import pytest
+
+import labelport
 from labelport import OptionError, PluginError, WriterSpec
 from labelport.testing import check_writer
 

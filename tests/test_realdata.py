@@ -6,10 +6,11 @@ import itertools
 import json
 from pathlib import Path
 
-import labelport
 import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
+
+import labelport
 
 
 def _totalseg_project(realdata: Path, tmp_path: Path, name: str, class_map: str) -> tuple[Path, Path]:

@@ -10,12 +10,13 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import labelport
 import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
+
+import labelport
 
 TOOLS = {name: shutil.which(name) for name in ("dciodvfy", "dcentvfy", "plastimatch")}
 

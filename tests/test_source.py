@@ -7,10 +7,11 @@ import shutil
 import struct
 from pathlib import Path
 
-import labelport
 import nibabel as nib
 import numpy as np
 import pytest
+
+import labelport
 from labelport import LocalExport, SourceError, TaskFilter
 
 

@@ -7,13 +7,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-import labelport
 import nibabel as nib
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from labelport import color_layers
 from PIL import Image
+
+import labelport
+from labelport import color_layers
+from labelport.testing import output_files
 
 # -- references --------------------------------------------------------------------------------------------
 
@@ -71,7 +73,7 @@ def _export(project: Path, out: Path, writer: str, **options: Any) -> Path:
 
 
 def _files_on_disk(out: Path) -> set[str]:
-    return {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} - {"tasks.json"}
+    return set(output_files(out))
 
 
 def _referenced(series: dict[str, Any]) -> set[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import typing
 import warnings
@@ -77,21 +78,34 @@ def cli(ctx: click.Context, debug: bool) -> None:
               help="Taxonomy JSON (default: SOURCE/taxonomy.json, else derived from the tasks).")
 @click.option("--unknown-labels", type=click.Choice(["error", "warn"]), default="error", show_default=True,
               help="A voxel value missing from the segmentMap fails its task, or only warns.")
+@click.option("-j", "--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes [default: one per core].")
+@click.option("--force", is_flag=True, help="Rewrite every task, even those unchanged since the last export.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary unless something failed.")
 @click.pass_context
 def export_command(
     ctx: click.Context, source: str, out: str, writers: tuple[str, ...], opts: tuple[str, ...],
     task_ids: tuple[str, ...], stage: str | None, only_ground_truth: bool, taxonomy: str | None,
-    unknown_labels: str, quiet: bool,
+    unknown_labels: str, workers: int | None, force: bool, quiet: bool,
 ) -> None:
-    """Export the project at SOURCE (a RedBrick export folder) into OUT."""
+    """Export the project at SOURCE (a RedBrick export folder) into OUT.
+
+    Exporting again into the same OUT rewrites only the tasks whose inputs or writer options changed,
+    removes the outputs of tasks that left SOURCE, and resumes an interrupted export.
+    """
     debug = ctx.obj["debug"]
     bar: Any = None
 
+    failures = 0
+
     def progress(done: int, total: int | None, failed: bool) -> None:
+        nonlocal failures
+        failures += failed
         if bar is not None:
             if total is not None and bar.length != total:
                 bar.length = total
+            if failed:
+                bar.label = f"exporting ({failures} failed)"
             bar.update(1)
 
     try:
@@ -106,6 +120,7 @@ def export_command(
                 only_ground_truth=only_ground_truth, taxonomy=taxonomy,
                 unknown_labels=unknown_labels,  # type: ignore[arg-type]
                 registry=registry, progress=progress if show_bar else None,
+                workers=workers or os.cpu_count() or 1, force=force,
             )
     except LabelportError as exc:
         if debug:
@@ -126,12 +141,12 @@ def _summary(report: ExportReport, quiet: bool, debug: bool) -> None:
             click.echo(failure.detail, err=True)
     if quiet and report.ok:
         return
-    parts = ", ".join(f"{name}: {n}" for name, n in report.written.items())
-    click.echo(
-        f"{report.tasks_seen} task(s) read, written ({parts}), {report.failed_tasks} failed, "
-        f"in {report.seconds:.1f} s -> {report.out}",
-        err=not report.ok,
-    )
+    for name, written in report.written.items():
+        kept, removed = report.unchanged[name], report.removed[name]
+        click.echo(f"{name}: {written} written, {kept} unchanged, {removed} removed -> {report.roots[name]}",
+                   err=not report.ok)
+    click.echo(f"{report.tasks_seen} task(s) read, {report.failed_tasks} failed, in {report.seconds:.1f} s",
+               err=not report.ok)
 
 
 @cli.command("writers")

@@ -1,7 +1,12 @@
 """The export pipeline: source -> tasks -> every selected writer -> files and one tasks.json per writer.
 
-Each task is opened once and its label maps loaded once for all writers. A task that fails (unreadable
-input, a writer error) is reported and its partial output removed; the other tasks are still exported.
+Each task is opened once and its label maps loaded once for all writers, on a worker process (``workers``)
+or in this one. A task that fails (unreadable input, a writer error) is reported and its partial output
+removed; the other tasks are still exported. tasks.json is written in source order, atomically.
+
+Exports are incremental: a task whose inputs and writer options did not change since the last export into the
+same folder is not written again, the outputs of tasks that left the source are removed, and an interrupted
+export resumes (see :mod:`labelport.manifest`). ``force=True`` rewrites everything.
 """
 
 from __future__ import annotations
@@ -10,12 +15,15 @@ import json
 import os
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ._version import __version__
 from .context import WriterContext
 from .errors import LabelportError, OptionError, PluginError
+from .manifest import Manifest, fingerprint, sweep_temporary_files
 from .model import Task
 from .paths import UniqueNames
 from .plugins import Registry, WriterInfo
@@ -26,6 +34,7 @@ __all__ = ["ExportReport", "Failure", "export"]
 
 UnknownLabels = Literal["error", "warn"]
 Progress = Callable[[int, "int | None", bool], None]
+Chosen = list[tuple[WriterInfo, Any]]
 
 
 @dataclass(frozen=True)
@@ -44,12 +53,14 @@ class Failure:
 
 @dataclass
 class ExportReport:
-    """What an export did: tasks written per writer, failures with reasons, warnings, time."""
+    """What an export did: per writer, tasks written, left unchanged and removed; failures; warnings."""
 
     out: str
     roots: dict[str, str]
     tasks_seen: int = 0
     written: dict[str, int] = field(default_factory=dict)
+    unchanged: dict[str, int] = field(default_factory=dict)
+    removed: dict[str, int] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -63,18 +74,33 @@ class ExportReport:
         return len({(f.task_id, f.task) for f in self.failures})
 
 
+@dataclass
+class _Outcome:
+    """What running one task produced: per writer (entry, files) or a failure; warnings."""
+
+    results: dict[str, tuple[dict[str, Any], list[str]]] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Slot:
+    """A task on its way through the pipeline, kept until every earlier task is flushed."""
+
+    ref: TaskRef
+    key: str
+    fingerprints: dict[str, str]
+    reused: dict[str, dict[str, Any]]
+    outcome: _Outcome | None = None
+
+
 def _series_stems(task: Task) -> dict[int, str]:
     names = UniqueNames()
-    stems = {}
-    for s in task.series:
-        letter = chr(ord("A") + s.index) if s.index < 26 else f"S{s.index + 1}"
-        stems[s.index] = names.take(s.name, letter)
-    return stems
+    return {s.index: names.take(s.name, chr(ord("A") + s.index) if s.index < 26 else f"S{s.index + 1}")
+            for s in task.series}
 
 
-def _resolve_writers(
-    registry: Registry, names: Sequence[str], options: Mapping[str, Mapping[str, Any]]
-) -> list[tuple[WriterInfo, Any]]:
+def _resolve_writers(registry: Registry, names: Sequence[str], options: Mapping[str, Mapping[str, Any]]) -> Chosen:
     if not names:
         raise PluginError("no writer selected (use --writer NAME; `labelport writers` lists them)")
     unique = list(dict.fromkeys(names))
@@ -86,13 +112,12 @@ def _resolve_writers(
         info = registry.writer(name)
         missing = info.spec.missing()
         if missing:
-            raise PluginError(f"writer {name!r} needs {', '.join(missing)} "
-                              f"(pip install {' '.join(missing)})")
+            raise PluginError(f"writer {name!r} needs {', '.join(missing)} (pip install {' '.join(missing)})")
         chosen.append((info, info.spec.parse_options(options.get(name))))
     return chosen
 
 
-def _fail(exc: BaseException, task: str, task_id: str, writer: str | None) -> Failure:
+def _failure(exc: BaseException, task: str, task_id: str, writer: str | None) -> Failure:
     if isinstance(exc, LabelportError):
         message = str(exc.located(task=task))
     else:  # a bug or an unexpected library error: still one line, the traceback for --debug
@@ -100,26 +125,117 @@ def _fail(exc: BaseException, task: str, task_id: str, writer: str | None) -> Fa
     return Failure(task, task_id, writer, message, traceback.format_exc())
 
 
-def _export_task(
-    task: Task, folder: str, writers: list[tuple[WriterInfo, Any]], roots: Mapping[str, str],
-) -> list[tuple[str, dict[str, Any] | None, Failure | None]]:
-    results: list[tuple[str, dict[str, Any] | None, Failure | None]] = []
+def run_task(src: Source, ref: TaskRef, folder: str, chosen: Chosen, roots: Mapping[str, str],
+             unknown_labels: UnknownLabels) -> _Outcome:
+    """Open one task, check it and run the given writers on it (in this process)."""
+    outcome = _Outcome()
+    try:
+        task = src.open(ref)
+    except Exception as exc:
+        outcome.failures.append(_failure(exc, ref.label, ref.task_id, None))
+        return outcome
+    try:
+        task.check(unknown_labels=unknown_labels == "error")
+        for s in task.series:
+            if unknown_labels == "warn" and s.unknown_values():
+                outcome.warnings.append(f"task {task.label!r}, series {s.name!r}: label values "
+                                        f"{s.unknown_values()} are not in the segmentMap (kept as stored)")
+    except Exception as exc:
+        outcome.failures.append(_failure(exc, task.label, task.task_id, None))
+        task.release()
+        return outcome
     stems = _series_stems(task)
-    for info, opts in writers:
-        ctx = WriterContext(roots[info.name], folder, stems, opts, writer=info.name)
-        try:
-            entry = info.spec.write(task, ctx)
-            if not isinstance(entry, dict) or entry.get("taskId") != task.task_id:
-                raise PluginError(f"writer {info.name!r} returned no tasks.json entry for this task")
+    try:
+        for info, opts in chosen:
+            ctx = WriterContext(roots[info.name], folder, stems, opts, writer=info.name)
             try:
-                json.dumps(entry)
-            except (TypeError, ValueError) as exc:
-                raise PluginError(f"writer {info.name!r} returned an entry that is not JSON ({exc})") from None
-            results.append((info.name, entry, None))
-        except Exception as exc:
-            ctx.rollback()
-            results.append((info.name, None, _fail(exc, task.label, task.task_id, info.name)))
-    return results
+                entry = info.spec.write(task, ctx)
+                if not isinstance(entry, dict) or entry.get("taskId") != task.task_id:
+                    raise PluginError(f"writer {info.name!r} returned no tasks.json entry for this task")
+                try:
+                    json.dumps(entry)
+                except (TypeError, ValueError) as exc:
+                    raise PluginError(f"writer {info.name!r} returned an entry that is not JSON ({exc})") from None
+                outcome.results[info.name] = (entry, list(ctx.written))
+            except Exception as exc:
+                ctx.rollback()
+                outcome.failures.append(_failure(exc, task.label, task.task_id, info.name))
+    finally:
+        task.release()
+    return outcome
+
+
+# -- running tasks here or on worker processes ----------------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(src: Source, names: list[str], options: dict[str, Any], roots: dict[str, str],
+                 unknown_labels: UnknownLabels) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the parent process already reported broken plugins
+        registry = Registry()
+    _WORKER.update(src=src, chosen=[(registry.writer(n), options[n]) for n in names], roots=roots,
+                   unknown_labels=unknown_labels)
+
+
+def _worker_run(ref: TaskRef, folder: str, names: list[str]) -> _Outcome:
+    chosen = [(info, opts) for info, opts in _WORKER["chosen"] if info.name in names]
+    return run_task(_WORKER["src"], ref, folder, chosen, _WORKER["roots"], _WORKER["unknown_labels"])
+
+
+class _Runner:
+    """Runs tasks in this process (``workers == 1``) or on a pool of worker processes, keeping at most two
+    tasks per worker in flight so that memory is bounded by the workers, not by the project."""
+
+    def __init__(self, workers: int, src: Source, chosen: Chosen, roots: dict[str, str],
+                 unknown_labels: UnknownLabels) -> None:
+        self.src, self.chosen, self.roots, self.unknown_labels = src, chosen, roots, unknown_labels
+        self.done: dict[int, _Outcome] = {}
+        self.pool: Any = None
+        self.futures: dict[Any, int] = {}
+        self.limit = 2 * workers
+        if workers > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            names = [info.name for info, _ in chosen]
+            options = {info.name: opts for info, opts in chosen}
+            self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_worker_init,
+                                            initargs=(src, names, options, roots, unknown_labels))
+
+    def submit(self, seq: int, ref: TaskRef, folder: str, names: list[str]) -> None:
+        if self.pool is None:
+            chosen = [(info, opts) for info, opts in self.chosen if info.name in names]
+            self.done[seq] = run_task(self.src, ref, folder, chosen, self.roots, self.unknown_labels)
+            return
+        while len(self.futures) >= self.limit:
+            self.collect(block=True)
+        self.futures[self.pool.submit(_worker_run, ref, folder, names)] = seq
+
+    def collect(self, block: bool) -> None:
+        """Move finished tasks into :attr:`done` (waiting for at least one when ``block``)."""
+        if not self.futures:
+            return
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        finished, _ = wait(list(self.futures), timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        for future in finished:
+            seq = self.futures.pop(future)
+            try:
+                self.done[seq] = future.result()
+            except Exception as exc:  # a worker process died (out of memory, a crash in native code)
+                outcome = _Outcome()
+                outcome.failures.append(Failure("?", "?", None, f"a worker process failed: {exc!r}"))
+                self.done[seq] = outcome
+
+    def close(self, cancel: bool = False) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
+
+
+# -- the export ----------------------------------------------------------------------------------------------
 
 
 def export(
@@ -135,13 +251,17 @@ def export(
     unknown_labels: UnknownLabels = "error",
     registry: Registry | None = None,
     progress: Progress | None = None,
+    workers: int = 1,
+    force: bool = False,
 ) -> ExportReport:
     """Export ``source`` (an export folder or a :class:`Source`) with the named writers into ``out``.
 
     With one writer ``out`` is its root (``out/tasks.json``, ``out/segmentations/...``); with several each
     gets ``out/<writer>/``. ``options`` maps a writer name to its options (strings are converted by type).
     ``unknown_labels="warn"`` exports label maps holding values missing from the segmentMap instead of
-    failing those tasks. Returns an :class:`ExportReport`; problems with single tasks never raise.
+    failing those tasks. ``workers`` > 1 runs tasks on that many processes. Only tasks whose inputs or
+    options changed since the last export into ``out`` are written, unless ``force``. Returns an
+    :class:`ExportReport`; problems with single tasks never raise.
     """
     started = time.perf_counter()
     registry = registry or Registry()
@@ -149,67 +269,95 @@ def export(
     task_filter = TaskFilter.of(task_ids, stage, only_ground_truth)
     if isinstance(source, Source) and (task_filter != TaskFilter() or taxonomy is not None):
         raise OptionError("give task filters and the taxonomy to the Source itself")
+    if workers < 1:
+        raise OptionError(f"workers must be at least 1, not {workers}")
+    if workers > 1 and registry.in_process:
+        warnings.warn("plugins registered in this process cannot run on worker processes; using one",
+                      stacklevel=2)
+        workers = 1
     src = open_source(source, task_filter=task_filter, taxonomy=taxonomy)
     out = os.fspath(out)
     roots = {info.name: out if len(chosen) == 1 else os.path.join(out, info.name) for info, _ in chosen}
-    report = ExportReport(out=out, roots=roots, written={info.name: 0 for info, _ in chosen})
-    total = src.count()
-    jsons = {}
+    names = list(roots)
+    report = ExportReport(out=out, roots=roots, written=dict.fromkeys(names, 0),
+                          unchanged=dict.fromkeys(names, 0), removed=dict.fromkeys(names, 0))
+    manifests, jsons = {}, {}
     for name, root in roots.items():
         os.makedirs(root, exist_ok=True)
+        sweep_temporary_files(root)
+        manifests[name] = Manifest(root)
         jsons[name] = TasksJsonWriter(os.path.join(root, "tasks.json"))
-    folders = UniqueNames()
-    try:
-        for ref in src.refs():
-            report.tasks_seen += 1
-            failed = _run_one(src, ref, folders, chosen, roots, jsons, report, unknown_labels)
+    total = src.count()
+    runner = _Runner(workers, src, chosen, roots, unknown_labels)
+    pending: dict[int, _Slot] = {}
+    flushed = 0
+
+    def flush() -> None:
+        nonlocal flushed
+        while flushed in pending and (not pending[flushed].fingerprints or flushed in runner.done
+                                      or len(pending[flushed].reused) == len(names)):
+            slot = pending.pop(flushed)
+            failed = _finish(slot, runner.done.pop(flushed, None), names, manifests, jsons, report)
+            flushed += 1
             if progress is not None:
-                progress(report.tasks_seen, total, failed)
+                progress(flushed, total, failed)
+
+    try:
+        folders, seen = UniqueNames(), dict[str, int]()
+        for seq, ref in enumerate(src.refs()):
+            report.tasks_seen += 1
+            folder = folders.take(ref.name, ref.task_id)
+            base = ref.task_id or f"record {ref.index}"
+            seen[base] = seen.get(base, 0) + 1
+            key = base if seen[base] == 1 else f"{base}#{seen[base]}"  # a repeated task id is its own task
+            files = src.input_files(ref)
+            fps = {info.name: fingerprint(ref.record, files, info.name, opts, __version__) for info, opts in chosen}
+            reused = {} if force else {n: s for n in names if (s := manifests[n].unchanged(key, fps[n])) is not None}
+            pending[seq] = _Slot(ref, key, fps, reused)
+            todo = [n for n in names if n not in reused]
+            if todo:
+                runner.submit(seq, ref, folder, todo)
+            runner.collect(block=False)
+            flush()
+        while pending:
+            runner.collect(block=True)
+            flush()
         for task_id in src.missing_task_ids():
             report.failures.append(Failure(task_id, task_id, None, f"task id {task_id!r} is not in the source"))
+        present = src.all_task_ids()
+        if present is not None:
+            for name, manifest in manifests.items():
+                for key in [k for k in manifest.tasks if k.split("#")[0] not in present]:
+                    manifest.forget(key)
+                    report.removed[name] += 1
     except BaseException:
+        runner.close(cancel=True)
         for writer in jsons.values():
             writer.abort()
         raise
-    for writer in jsons.values():
-        writer.close()
+    runner.close()
+    for name in names:
+        jsons[name].close()
+        manifests[name].save()
     report.warnings[:0] = src.warnings
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _run_one(
-    src: Source, ref: TaskRef, folders: UniqueNames, chosen: list[tuple[WriterInfo, Any]],
-    roots: Mapping[str, str], jsons: Mapping[str, TasksJsonWriter], report: ExportReport,
-    unknown_labels: UnknownLabels,
-) -> bool:
-    """Export one task with every writer; returns whether anything failed."""
-    try:
-        task = src.open(ref)
-    except Exception as exc:
-        report.failures.append(_fail(exc, ref.label, ref.task_id, None))
-        return True
-    folder = folders.take(task.name, task.task_id)
-    try:
-        task.check(unknown_labels=unknown_labels == "error")
-        if unknown_labels == "warn":
-            for s in task.series:
-                if s.unknown_values():
-                    report.warnings.append(f"task {task.label!r}, series {s.name!r}: label values "
-                                           f"{s.unknown_values()} are not in the segmentMap (kept as stored)")
-    except Exception as exc:
-        report.failures.append(_fail(exc, task.label, task.task_id, None))
-        task.release()
-        return True
-    failed = False
-    try:
-        for name, entry, failure in _export_task(task, folder, chosen, roots):
-            if failure is not None:
-                report.failures.append(failure)
-                failed = True
-                continue
+def _finish(slot: _Slot, outcome: _Outcome | None, names: list[str], manifests: Mapping[str, Manifest],
+            jsons: Mapping[str, TasksJsonWriter], report: ExportReport) -> bool:
+    """Record one task's results, in source order; returns whether anything failed."""
+    outcome = outcome or _Outcome()
+    report.warnings += outcome.warnings
+    report.failures += [f if f.task != "?" else Failure(slot.ref.label, slot.ref.task_id, f.writer, f.message)
+                        for f in outcome.failures]
+    for name in names:
+        if name in slot.reused:
+            jsons[name].add(slot.reused[name]["entry"])
+            report.unchanged[name] += 1
+        elif name in outcome.results:
+            entry, files = outcome.results[name]
+            manifests[name].record(slot.key, slot.fingerprints[name], files, entry)
             jsons[name].add(entry)
             report.written[name] += 1
-    finally:
-        task.release()
-    return failed
+    return bool(outcome.failures)

@@ -68,12 +68,15 @@ class Registry:
     """Loads plugins and answers which writers exist. Cheap enough to build per command."""
 
     def __init__(self, *, entry_point_plugins: bool = True, extra: Iterable[tuple[str, Any]] = ()) -> None:
+        extra = list(extra)
         self.pm = pluggy.PluginManager("labelport")
         self.pm.add_hookspecs(hookspecs)
         self.plugins: list[PluginInfo] = []
         self.broken: list[PluginInfo] = []
         self.conflicts: dict[str, list[WriterInfo]] = {}
         self._owner: dict[str, PluginInfo] = {}
+        #: plugins given as objects (``extra``) exist only in this process, not on worker processes
+        self.in_process = bool(extra)
         for module in BUILTIN_PLUGINS:
             self._add(module, "labelport", __version__, lambda m=module: importlib.import_module(m))
         for name, plugin in extra:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import filecmp
 import json
 import os
 from typing import IO, Any
@@ -32,6 +33,9 @@ class TasksJsonWriter:
         self._file.write("\n]\n" if self.count else "[]\n")
         self._file.close()
         self._file = None
+        if os.path.isfile(self.path) and filecmp.cmp(self._tmp, self.path, shallow=False):
+            os.remove(self._tmp)  # unchanged: leave the file (and its time stamp) alone
+            return
         os.replace(self._tmp, self.path)
 
     def abort(self) -> None:

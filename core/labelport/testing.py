@@ -31,7 +31,7 @@ import numpy as np
 from .export import export
 from .plugins import Registry
 
-__all__ = ["check_writer", "make_contract_project", "referenced_paths", "write_dicom_series"]
+__all__ = ["check_writer", "make_contract_project", "output_files", "referenced_paths", "write_dicom_series"]
 
 HOSTILE_TASK = "../../escape\x00me"
 HOSTILE_SERIES = "CON"
@@ -145,9 +145,15 @@ def referenced_paths(entry: Mapping[str, Any], root: str | os.PathLike[str]) -> 
     return {s for s in _strings(entry) if s and (Path(root) / s).is_file()}
 
 
+def output_files(root: str | os.PathLike[str]) -> list[str]:
+    """Every file a writer wrote under ``root`` (tasks.json and labelport's own ``.labelport/`` left out)."""
+    root = Path(root)
+    return sorted(rel for p in root.rglob("*") if p.is_file()
+                  and (rel := p.relative_to(root).as_posix()) != "tasks.json" and not rel.startswith(".labelport/"))
+
+
 def _tree(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {rel: hashlib.sha256((root / rel).read_bytes()).hexdigest() for rel in output_files(root)}
 
 
 def _fail(name: str, message: str) -> None:
@@ -187,7 +193,7 @@ def check_writer(
         for entry in entries:
             referenced |= referenced_paths(entry, out)
             _check_entry(name, entry, records[entry["taskId"]], out, source)
-        unreferenced = sorted(set(tree) - referenced - {"tasks.json"})
+        unreferenced = sorted(set(tree) - referenced)
         if unreferenced:
             _fail(name, f"files not referenced from tasks.json: {unreferenced}")
     if spec.deterministic and trees[0] != trees[1]:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import labelport
 import numpy as np
+
+import labelport
 
 from ._common import class_entries, classes, instance_entry, labelled, replace_masks
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import labelport
 import numpy as np
+
+import labelport
 
 from ._common import labelled, replace_masks, with_mask
 

@@ -22,10 +22,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import labelport
 import numpy as np
 from nibabel import orientations
 from PIL import Image
+
+import labelport
 
 from ._common import class_entries, instance_entry, labelled, replace_masks
 

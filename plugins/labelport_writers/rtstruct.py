@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-import labelport
 import numpy as np
+
+import labelport
 
 from ._common import instance_entry, labelled, replace_masks
 

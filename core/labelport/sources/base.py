@@ -63,6 +63,15 @@ class Source(ABC):
     def open(self, ref: TaskRef) -> Task:
         """Turn a reference into a :class:`Task`; raises :class:`SourceError` naming the task."""
 
+    def input_files(self, ref: TaskRef) -> list[str]:
+        """The files a task's output depends on (label maps, images), for incremental export."""
+        return []
+
+    def all_task_ids(self) -> set[str] | None:
+        """Every task id in the source, filters ignored, when known (after :meth:`refs` ran): outputs of
+        tasks missing from it are removed by an incremental export."""
+        return None
+
     def count(self) -> int | None:
         """How many tasks :meth:`refs` yields, when known in advance."""
         return None

@@ -56,6 +56,12 @@ class LocalExport(Source):
         self.taxonomy = self._taxonomy(Path(taxonomy) if taxonomy else None)
         self._seen_ids: set[str] = set()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Worker processes open tasks from their records: the full record list stays here."""
+        state = dict(self.__dict__)
+        state["_records"] = []
+        return state
+
     def _taxonomy(self, path: Path | None) -> Taxonomy:
         categories = categories_in_order(self._records)
         if path is None and (self.root / "taxonomy.json").is_file():
@@ -85,6 +91,21 @@ class LocalExport(Source):
     def count(self) -> int:
         return sum(1 for r in self._records
                    if not isinstance(r, dict) or self.filter.accepts(r.get("taskId"), r.get("currentStageName")))
+
+    def all_task_ids(self) -> set[str]:
+        return set(self._seen_ids)
+
+    def input_files(self, ref: TaskRef) -> list[str]:
+        files = []
+        for series in ref.record.get("series") or [] if isinstance(ref.record, dict) else []:
+            if not isinstance(series, dict):
+                continue
+            for key in ("segmentations", "items"):
+                value = series.get(key) or []
+                for path in [value] if isinstance(value, str) else value:
+                    found = self.find(path) if isinstance(path, str) else None
+                    files.append(found or str(path))
+        return files
 
     def missing_task_ids(self) -> list[str]:
         return sorted(self.filter.task_ids - self._seen_ids)

@@ -1,0 +1,150 @@
+"""What an export wrote, per writer root, so that the next export into it rewrites only what changed.
+
+``<root>/.labelport/manifest.json`` maps each task id to the fingerprint of its inputs (the task record, the
+size and modification time of its label maps and images, the writer's options, labelport's version), the
+files written for it and its tasks.json entry. While an export runs, each finished task is appended to
+``journal.ndjson`` next to it, so an interrupted export (even by SIGKILL) resumes where it stopped; the
+journal is folded into the manifest when the export ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .paths import safe_join
+
+__all__ = ["Manifest", "fingerprint", "sweep_temporary_files"]
+
+FOLDER = ".labelport"
+_TEMPORARY = re.compile(r"^\..+\.\d+\.tmp$|^\.labelport-.+\.tmp$")
+
+
+def fingerprint(record: Any, files: Iterable[str], writer: str, options: Any, version: str) -> str:
+    """A digest of everything a task's output depends on."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(json.dumps([record, writer, repr(options), version], sort_keys=True, default=str).encode())
+    for path in files:
+        try:
+            stat = os.stat(path)
+            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{path}\0missing\n".encode())
+    return digest.hexdigest()
+
+
+def sweep_temporary_files(root: str) -> int:
+    """Remove the temporary files an interrupted export left under ``root``; returns how many."""
+    removed = 0
+    for folder, dirs, files in os.walk(root):
+        for name in list(dirs):
+            if _TEMPORARY.match(name):
+                shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+                dirs.remove(name)
+                removed += 1
+        for name in files:
+            if _TEMPORARY.match(name):
+                os.remove(os.path.join(folder, name))
+                removed += 1
+    return removed
+
+
+class Manifest:
+    """The manifest of one writer root (see the module docstring)."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.folder = os.path.join(root, FOLDER)
+        self.path = os.path.join(self.folder, "manifest.json")
+        self.journal_path = os.path.join(self.folder, "journal.ndjson")
+        self.tasks: dict[str, dict[str, Any]] = {}
+        self._journal: Any = None
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                data = json.load(f)
+            if isinstance(data, dict) and data.get("version") == 1 and isinstance(data.get("tasks"), dict):
+                self.tasks = data["tasks"]
+        except (OSError, ValueError):
+            self.tasks = {}
+        try:
+            with open(self.journal_path, encoding="utf-8") as f:
+                for line in f:
+                    try:
+                        item = json.loads(line)
+                    except ValueError:
+                        break  # the line being written when the export was killed
+                    self.tasks[item["task"]] = item["state"]
+        except OSError:
+            pass
+
+    def unchanged(self, task_id: str, fp: str) -> dict[str, Any] | None:
+        """The recorded state when ``task_id`` was written from the same inputs and all its files are still
+        there; None otherwise."""
+        state = self.tasks.get(task_id)
+        if not state or state.get("fingerprint") != fp:
+            return None
+        if not all(os.path.isfile(os.path.join(self.root, f)) for f in state.get("files", [])):
+            return None
+        return state
+
+    def record(self, task_id: str, fp: str, files: list[str], entry: Mapping[str, Any]) -> None:
+        """Note a written task (appended to the journal at once) and remove files its previous version
+        had that this one does not."""
+        old = self.tasks.get(task_id, {}).get("files", [])
+        self.remove_files(sorted(set(old) - set(files)))
+        state = {"fingerprint": fp, "files": files, "entry": dict(entry)}
+        self.tasks[task_id] = state
+        self._append(task_id, state)
+
+    def forget(self, task_id: str) -> None:
+        """Remove a task's files and its record (the task left the source)."""
+        state = self.tasks.pop(task_id, None)
+        if state:
+            self.remove_files(state.get("files", []))
+            self._append(task_id, {})
+
+    def _append(self, task_id: str, state: dict[str, Any]) -> None:
+        if self._journal is None:
+            os.makedirs(self.folder, exist_ok=True)
+            self._journal = open(self.journal_path, "a", encoding="utf-8")  # noqa: SIM115
+        self._journal.write(json.dumps({"task": task_id, "state": state}) + "\n")
+        self._journal.flush()
+
+    def remove_files(self, files: Iterable[str]) -> None:
+        top = os.path.abspath(self.root)
+        for rel in files:
+            try:
+                path = os.path.abspath(safe_join(self.root, rel))
+            except Exception:  # a manifest edited by hand must not make us delete outside the root
+                continue
+            if os.path.isfile(path):
+                os.remove(path)
+                parent = os.path.dirname(path)
+                while parent != top and parent.startswith(top + os.sep):
+                    try:
+                        os.rmdir(parent)  # only when empty
+                    except OSError:
+                        break
+                    parent = os.path.dirname(parent)
+
+    def save(self) -> None:
+        """Write the manifest atomically and drop the journal."""
+        os.makedirs(self.folder, exist_ok=True)
+        tasks = {k: v for k, v in self.tasks.items() if v}
+        tmp = os.path.join(self.folder, f".manifest.json.{os.getpid()}.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"version": 1, "tasks": tasks}, f)
+        os.replace(tmp, self.path)
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+        if os.path.exists(self.journal_path):
+            os.remove(self.journal_path)

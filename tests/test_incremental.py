@@ -1,0 +1,173 @@
+"""Incremental, resumable and parallel export: what a second export into the same folder does."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+import labelport
+from labelport.testing import output_files
+
+
+def _state(root: Path) -> dict[str, tuple[int, int, bytes]]:
+    """Every file under ``root`` (tasks.json included) with its inode, mtime and content."""
+    out = {}
+    for rel in [*output_files(root), "tasks.json"]:
+        st = os.stat(root / rel)
+        out[rel] = (st.st_ino, st.st_mtime_ns, (root / rel).read_bytes())
+    return out
+
+
+def _changed(before: dict[str, Any], after: dict[str, Any]) -> set[str]:
+    return {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+
+
+def _tasks(root: Path) -> list[dict[str, Any]]:
+    return json.loads((root / "tasks.json").read_text())
+
+
+def test_rerun_with_nothing_changed_rewrites_nothing(demo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    first = labelport.export(demo, out, ["nifti", "binary-mask"])
+    assert first.written == {"nifti": 4, "binary-mask": 4}
+    before = {w: _state(out / w) for w in ("nifti", "binary-mask")}
+    time.sleep(0.01)
+    again = labelport.export(demo, out, ["nifti", "binary-mask"])
+    assert again.ok and again.written == {"nifti": 0, "binary-mask": 0}
+    assert again.unchanged == {"nifti": 4, "binary-mask": 4}
+    for w in ("nifti", "binary-mask"):
+        assert _changed(before[w], _state(out / w)) == set()
+
+
+def test_changing_one_label_map_rewrites_exactly_that_task(demo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    labelport.export(demo, out, ["semantic-nifti"])
+    before = _state(out)
+    path = demo / "segmentations" / "Patient 003" / "CT.nii.gz"
+    img = nib.load(str(path))
+    data = np.asanyarray(img.dataobj).copy()
+    data[data == 2] = 0  # the annotator removed instance 2's own voxels
+    nib.save(nib.Nifti1Image(data, img.affine, img.header), str(path))
+    report = labelport.export(demo, out, ["semantic-nifti"])
+    assert report.written == {"semantic-nifti": 1} and report.unchanged == {"semantic-nifti": 3}
+    # its entry in tasks.json is the same, so tasks.json is left alone too
+    assert _changed(before, _state(out)) == {"segmentations/Patient 003/CT.nii.gz"}
+
+
+def test_changed_options_rewrite_that_writer(demo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    labelport.export(demo, out, ["png"])
+    report = labelport.export(demo, out, ["png"], options={"png": {"mode": "index"}})
+    assert report.written == {"png": 4}
+    report = labelport.export(demo, out, ["png"], options={"png": {"mode": "index"}})
+    assert report.written == {"png": 0}
+
+
+def test_task_that_left_the_source_is_removed(demo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    labelport.export(demo, out, ["binary-mask"])
+    tasks = json.loads((demo / "tasks.json").read_text())
+    (demo / "tasks.json").write_text(json.dumps([t for t in tasks if t["name"] != "Patient 001"]))
+    before = _state(out)
+    report = labelport.export(demo, out, ["binary-mask"])
+    assert report.removed == {"binary-mask": 1} and report.written == {"binary-mask": 0}
+    assert [t["name"] for t in _tasks(out)] == ["Patient 002", "Patient 003", "Patient 004"]
+    assert not (out / "segmentations" / "Patient 001").exists()
+    assert {k for k in _changed(before, _state(out)) if k != "tasks.json"} == {
+        k for k in before if k.startswith("segmentations/Patient 001/")}
+
+
+def test_files_a_task_no_longer_produces_are_removed(demo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    labelport.export(demo, out, ["binary-mask"])
+    assert (out / "segmentations/Patient 001/CT/instance-3.nii.gz").is_file()
+    tasks = json.loads((demo / "tasks.json").read_text())
+    del tasks[0]["series"][0]["segmentMap"]["3"]
+    (demo / "tasks.json").write_text(json.dumps(tasks))
+    report = labelport.export(demo, out, ["binary-mask"], unknown_labels="warn")
+    assert report.written == {"binary-mask": 1}
+    assert not (out / "segmentations/Patient 001/CT/instance-3.nii.gz").exists()
+    assert (out / "segmentations/Patient 001/CT/instance-2.nii.gz").is_file()
+
+
+def test_filtered_export_keeps_the_other_tasks(demo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    labelport.export(demo, out, ["nifti"])
+    report = labelport.export(demo, out, ["nifti"], stage="Review_1")
+    assert report.removed == {"nifti": 0} and report.unchanged == {"nifti": 1}
+    assert (out / "segmentations/Patient 001/CT.nii.gz").is_file()
+    assert labelport.export(demo, out, ["nifti"]).unchanged == {"nifti": 4}
+
+
+def test_force_rewrites_everything(demo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    labelport.export(demo, out, ["nifti"])
+    before = _state(out)
+    time.sleep(0.01)
+    report = labelport.export(demo, out, ["nifti"], force=True)
+    assert report.written == {"nifti": 4}
+    after = _state(out)
+    assert all(before[k][:2] != after[k][:2] for k in before if k != "tasks.json")  # new files, same bytes
+    assert all(before[k][2] == after[k][2] for k in before)
+
+
+def test_leftover_temporary_files_are_swept(demo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    labelport.export(demo, out, ["nifti"])
+    stale = out / "segmentations" / "Patient 001" / ".CT.nii.gz.12345.tmp"
+    stale.write_bytes(b"half a file")
+    labelport.export(demo, out, ["nifti"])
+    assert not stale.exists()
+
+
+@pytest.mark.slow
+def test_parallel_export_equals_serial(tmp_path: Path, make_case: Any) -> None:
+    project = make_case(tmp_path / "case", "--tasks", "4", "--overlap", "--shape", "64", "56", "24")
+    writers = ["nifti", "semantic-nifti", "binary-mask", "overlapping", "png", "mhd", "rtstruct"]
+    serial = labelport.export(project, tmp_path / "serial", writers)
+    parallel = labelport.export(project, tmp_path / "parallel", writers, workers=2)
+    assert serial.ok and parallel.ok and parallel.written == dict.fromkeys(writers, 4)
+    for w in writers:
+        a, b = tmp_path / "serial" / w, tmp_path / "parallel" / w
+        assert output_files(a) == output_files(b)
+        for rel in [*output_files(a), "tasks.json"]:
+            assert (a / rel).read_bytes() == (b / rel).read_bytes(), (w, rel)
+
+
+@pytest.mark.slow
+def test_killed_export_resumes_to_the_same_result(tmp_path: Path, make_case: Any) -> None:
+    project = make_case(tmp_path / "case", "--tasks", "12", "--shape", "128", "112", "48")
+    writers = ["nifti", "binary-mask", "png"]
+    args = [a for w in writers for a in ("--writer", w)]
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "labelport.cli", "export", str(project), "-o", str(out), *args,
+                             "-j", "1", "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    journal = out / "png" / ".labelport" / "journal.ndjson"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if journal.is_file() and journal.read_text().count("\n") >= 4:
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "the export finished before it could be interrupted"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "png" / "tasks.json").exists()  # nothing claims to be complete
+    resumed = labelport.export(project, out, writers)
+    assert resumed.ok and sum(resumed.unchanged.values()) >= 4 * len(writers) - 2
+    clean = labelport.export(project, tmp_path / "clean", writers)
+    assert clean.ok
+    for w in writers:
+        a, b = tmp_path / "clean" / w, out / w
+        assert output_files(a) == output_files(b)
+        for rel in [*output_files(a), "tasks.json"]:
+            assert (a / rel).read_bytes() == (b / rel).read_bytes(), (w, rel)
