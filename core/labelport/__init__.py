@@ -15,14 +15,13 @@ Export it::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
 from .context import WriterContext
-from .contours import mask_outlines, rasterize
-from .dicomseries import Alignment, DicomImage, DicomSeries, align_to_series, describe_grid, read_dicom_series
 from .errors import LabelError, LabelportError, OptionError, PluginError, SourceError, WriterError
 from .export import ExportReport, Failure, export
 from .hookspecs import hookimpl, hookspec
-from .labels import LabelViews, OverlapRule, color_layers, views
 from .model import (
     VECTOR_ANNOTATION_KEYS,
     Category,
@@ -33,11 +32,38 @@ from .model import (
     Task,
     Taxonomy,
 )
-from .niftiio import read_label_nifti, write_nifti
 from .paths import safe_name
 from .plugins import Registry, WriterInfo
 from .sources import LocalExport, Source, TaskFilter, TaskRef, open_source
 from .writer import NoOptions, WriterSpec
+
+if TYPE_CHECKING:
+    from .contours import mask_outlines, rasterize
+    from .dicomseries import Alignment, DicomImage, DicomSeries, align_to_series, describe_grid, read_dicom_series
+    from .labels import LabelViews, OverlapRule, color_layers, views
+    from .niftiio import read_label_nifti, write_nifti
+
+# Public names whose modules import heavy libraries (nibabel, pydicom, scipy): loaded on first use, so that
+# `labelport --help` and an unchanged incremental export start fast.
+_LAZY = {
+    "mask_outlines": "contours", "rasterize": "contours",
+    "Alignment": "dicomseries", "DicomImage": "dicomseries", "DicomSeries": "dicomseries",
+    "align_to_series": "dicomseries", "describe_grid": "dicomseries", "read_dicom_series": "dicomseries",
+    "LabelViews": "labels", "OverlapRule": "labels", "color_layers": "labels", "views": "labels",
+    "read_label_nifti": "niftiio", "write_nifti": "niftiio",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'labelport' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "VECTOR_ANNOTATION_KEYS",

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+import time
 import typing
 import warnings
 from contextlib import nullcontext
@@ -97,9 +98,10 @@ def export_command(
     bar: Any = None
 
     failures = 0
+    started = last_line = time.monotonic()
 
     def progress(done: int, total: int | None, failed: bool) -> None:
-        nonlocal failures
+        nonlocal failures, last_line
         failures += failed
         if bar is not None:
             if total is not None and bar.length != total:
@@ -107,6 +109,12 @@ def export_command(
             if failed:
                 bar.label = f"exporting ({failures} failed)"
             bar.update(1)
+            return
+        now = time.monotonic()
+        if now - last_line >= 2.0 or done == total:  # plain lines for logs, not one per task
+            last_line = now
+            eta = f", about {(now - started) / done * (total - done):.0f} s left" if total and done < total else ""
+            click.echo(f"{done}/{total if total is not None else '?'} tasks, {failures} failed{eta}", err=True)
 
     try:
         options = _parse_opts(opts)
@@ -119,7 +127,7 @@ def export_command(
                 source, out, list(writers), options=options, task_ids=task_ids, stage=stage,
                 only_ground_truth=only_ground_truth, taxonomy=taxonomy,
                 unknown_labels=unknown_labels,  # type: ignore[arg-type]
-                registry=registry, progress=progress if show_bar else None,
+                registry=registry, progress=None if quiet else progress,
                 workers=workers or os.cpu_count() or 1, force=force,
             )
     except LabelportError as exc:

@@ -8,14 +8,14 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from .errors import WriterError
 from .model import LabelMap, Series
-from .niftiio import write_nifti
 from .paths import safe_join
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["WriterContext"]
 
@@ -113,6 +113,8 @@ class WriterContext:
     ) -> str:
         """Write ``array`` as NIfTI (gzip through ISA-L for ``.nii.gz``). ``like`` copies the geometry and
         header of a source label map; otherwise ``affine`` (RAS+, as nibabel uses) is required."""
+        from .niftiio import write_nifti  # nibabel is imported only when a NIfTI is written
+
         header = like.header if like is not None else None
         with self.create(relpath) as tmp:
             write_nifti(tmp, array, affine=affine, header=header, compresslevel=compresslevel,

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from nibabel import orientations
 from PIL import Image
 
 import labelport
@@ -49,6 +48,8 @@ class Options:
 
 def display_volume(volume: np.ndarray, affine: np.ndarray, axis: str) -> np.ndarray:
     """``volume`` reordered so that ``[:, :, k].T`` is slice k as a viewer shows it (rows, columns)."""
+    from nibabel import orientations
+
     if volume.shape[2] == 1:
         return volume
     transform = orientations.ornt_transform(orientations.io_orientation(affine),

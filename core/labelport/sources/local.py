@@ -10,13 +10,19 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SourceError
-from ..model import Task, Taxonomy
-from ..niftiio import read_label_nifti
+from ..model import LabelVolume, Task, Taxonomy
 from .base import Source, TaskFilter, TaskRef
 from .records import categories_in_order, task_from_record
 from .taxonomy import parse_taxonomy
 
 __all__ = ["LocalExport"]
+
+
+def read_label_nifti(path: str) -> LabelVolume:
+    """labelport.niftiio's reader, imported when the first label map is read (nibabel is slow to import)."""
+    from ..niftiio import read_label_nifti as read
+
+    return read(path)
 
 
 def _read_json(path: Path) -> Any:
