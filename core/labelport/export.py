@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 import traceback
 import warnings
@@ -201,7 +202,9 @@ class _Runner:
 
             names = [info.name for info, _ in chosen]
             options = {info.name: opts for info, opts in chosen}
-            self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+            # fork starts a worker in milliseconds with labelport already loaded; spawn elsewhere (macOS, Windows)
+            method = "fork" if sys.platform == "linux" else "spawn"
+            self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
                                             initializer=_worker_init,
                                             initargs=(src, names, options, roots, unknown_labels))
 

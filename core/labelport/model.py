@@ -11,11 +11,12 @@ import colorsys
 import copy
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from .errors import LabelError, LabelportError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "VECTOR_ANNOTATION_KEYS",
@@ -180,6 +181,8 @@ class LabelMap:
     def extent(self) -> tuple[slice, slice, slice] | None:
         """Bounding box of the non-zero voxels, None when there are none (computed once)."""
         if "extent" not in self.cache:
+            import numpy as np
+
             arr = self.array
             along_k = arr.reshape(-1, arr.shape[2], order="F").any(axis=0) if arr.flags.f_contiguous \
                 else arr.any(axis=(0, 1))
@@ -198,6 +201,7 @@ class LabelMap:
         """The sorted distinct voxel values present, 0 included when there is background (computed once)."""
         if "values" not in self.cache:
             import fastremap
+            import numpy as np
 
             box = self.extent
             if box is None:

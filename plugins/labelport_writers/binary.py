@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import numpy as np
-
 import labelport
 
 from ._common import class_entries, classes, instance_entry, labelled, replace_masks
@@ -29,6 +27,8 @@ class Options:
 
 
 def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
+    import numpy as np
+
     opts: Options = ctx.options
     entry = task.to_record()
     for series, label_map, record in labelled(task, entry):

@@ -8,13 +8,14 @@ NIfTI puts it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 import labelport
 
 from ._common import labelled, replace_masks, with_mask
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,8 @@ class Options:
 
 def itk_geometry(affine: np.ndarray) -> tuple[list[float], list[float], list[float]]:
     """(spacing, origin, direction) in ITK's LPS convention from a RAS+ NIfTI affine."""
+    import numpy as np
+
     lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine
     spacing = np.linalg.norm(lps[:3, :3], axis=0)
     direction = lps[:3, :3] / spacing

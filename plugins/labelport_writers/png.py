@@ -20,14 +20,15 @@ the second voxel axis (j), columns the first (i), as DICOM stores an image.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
-
-import numpy as np
-from PIL import Image
+from typing import TYPE_CHECKING, Any, Literal
 
 import labelport
 
 from ._common import class_entries, instance_entry, labelled, replace_masks
+
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
 
 VIEWS = {"axial": ("L", "P", "S"), "coronal": ("L", "I", "P"), "sagittal": ("P", "I", "L")}
 
@@ -48,6 +49,7 @@ class Options:
 
 def display_volume(volume: np.ndarray, affine: np.ndarray, axis: str) -> np.ndarray:
     """``volume`` reordered so that ``[:, :, k].T`` is slice k as a viewer shows it (rows, columns)."""
+    import numpy as np
     from nibabel import orientations
 
     if volume.shape[2] == 1:
@@ -66,6 +68,7 @@ def _save(ctx: labelport.WriterContext, path: str, image: Image.Image, level: in
 def _slices(ctx: labelport.WriterContext, folder: str, stem: str, volume: np.ndarray, make: Any,
             level: int) -> list[str]:
     """One PNG per slice (or one for a 2D series) of an already display-oriented volume."""
+    import numpy as np
     if volume.shape[2] == 1:
         return [_save(ctx, f"{folder}/{stem}.png", make(np.ascontiguousarray(volume[:, :, 0].T)), level)]
     width = max(3, len(str(volume.shape[2] - 1)))
@@ -75,6 +78,9 @@ def _slices(ctx: labelport.WriterContext, folder: str, stem: str, volume: np.nda
 
 def _binary(ctx: labelport.WriterContext, series: labelport.Series, affine: np.ndarray, record: dict[str, Any],
             opts: Options) -> None:
+    import numpy as np
+    from PIL import Image
+
     views = labelport.views(series)
     folder, stem = ctx.series_dir(series), ctx.series_stem(series)
     flat = views.array.shape[2] == 1
@@ -93,6 +99,9 @@ def _binary(ctx: labelport.WriterContext, series: labelport.Series, affine: np.n
 
 
 def _palette_maker(series: labelport.Series) -> Any:
+    import numpy as np
+    from PIL import Image
+
     palette = [0, 0, 0] * 256
     for segment in series.segments.values():
         palette[3 * (segment.class_id + 1): 3 * (segment.class_id + 2)] = segment.color
@@ -108,6 +117,9 @@ def _palette_maker(series: labelport.Series) -> Any:
 def _classes(ctx: labelport.WriterContext, series: labelport.Series, affine: np.ndarray, record: dict[str, Any],
              opts: Options) -> None:
     """Colour or index mode: one image per slice of the class map."""
+    import numpy as np
+    from PIL import Image
+
     folder, stem = ctx.series_dir(series), ctx.series_stem(series)
     semantic = display_volume(labelport.views(series).semantic(opts.overlap), affine, opts.axis)
     top = int(semantic.max()) if semantic.size else 0

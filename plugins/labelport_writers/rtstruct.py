@@ -17,13 +17,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Literal
 
 import labelport
 
 from ._common import instance_entry, labelled, replace_masks
+
+if TYPE_CHECKING:
+    pass
 
 RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
 _UID_ROOT = "1.2.826.0.1.3680043.10.1429."  # prefix for generated UIDs
@@ -91,6 +92,8 @@ def _rois(series: labelport.Series, per: str) -> list[_Roi]:
 def _contours(views: labelport.LabelViews, roi: _Roi, align: labelport.Alignment,
               dicom: labelport.DicomSeries) -> list[tuple[int, str, int]]:
     """(image index, ContourData text, number of points) of every outline of the ROI, slice by slice."""
+    import numpy as np
+
     out: list[tuple[int, str, int]] = []
     found = [views.instance_mask(n) for n in roi.instance_ids]
     parts = [f for f in found if f is not None]
