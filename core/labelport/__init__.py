@@ -27,6 +27,7 @@ from .model import (
     Category,
     LabelMap,
     LabelVolume,
+    OverlapRule,
     Segment,
     Series,
     Task,
@@ -40,7 +41,7 @@ from .writer import NoOptions, WriterSpec
 if TYPE_CHECKING:
     from .contours import mask_outlines, rasterize
     from .dicomseries import Alignment, DicomImage, DicomSeries, align_to_series, describe_grid, read_dicom_series
-    from .labels import LabelViews, OverlapRule, color_layers, views
+    from .labels import LabelViews, color_layers, views
     from .niftiio import read_label_nifti, write_nifti
 
 # Public names whose modules import heavy libraries (nibabel, pydicom, scipy): loaded on first use, so that
@@ -49,7 +50,7 @@ _LAZY = {
     "mask_outlines": "contours", "rasterize": "contours",
     "Alignment": "dicomseries", "DicomImage": "dicomseries", "DicomSeries": "dicomseries",
     "align_to_series": "dicomseries", "describe_grid": "dicomseries", "read_dicom_series": "dicomseries",
-    "LabelViews": "labels", "OverlapRule": "labels", "color_layers": "labels", "views": "labels",
+    "LabelViews": "labels", "color_layers": "labels", "views": "labels",
     "read_label_nifti": "niftiio", "write_nifti": "niftiio",
 }
 

@@ -24,12 +24,12 @@ from typing import Any, Literal
 from ._version import __version__
 from .context import WriterContext
 from .errors import LabelportError, OptionError, PluginError
-from .manifest import Manifest, fingerprint, sweep_temporary_files
+from .manifest import Manifest, fingerprint, input_digest, sweep_temporary_files
 from .model import Task
 from .paths import UniqueNames
 from .plugins import Registry, WriterInfo
 from .sources import Source, TaskFilter, TaskRef, open_source
-from .tasksjson import TasksJsonWriter
+from .tasksjson import TasksJsonWriter, encode_entry
 
 __all__ = ["ExportReport", "Failure", "export"]
 
@@ -313,8 +313,8 @@ def export(
             base = ref.task_id or f"record {ref.index}"
             seen[base] = seen.get(base, 0) + 1
             key = base if seen[base] == 1 else f"{base}#{seen[base]}"  # a repeated task id is its own task
-            files = src.input_files(ref)
-            fps = {info.name: fingerprint(ref.record, files, info.name, opts, __version__) for info, opts in chosen}
+            inputs = input_digest(ref.record, src.input_files(ref), __version__)
+            fps = {info.name: fingerprint(inputs, info.name, opts) for info, opts in chosen}
             reused = {} if force else {n: s for n in names if (s := manifests[n].unchanged(key, fps[n])) is not None}
             pending[seq] = _Slot(ref, key, fps, reused)
             todo = [n for n in names if n not in reused]
@@ -356,11 +356,12 @@ def _finish(slot: _Slot, outcome: _Outcome | None, names: list[str], manifests: 
                         for f in outcome.failures]
     for name in names:
         if name in slot.reused:
-            jsons[name].add(slot.reused[name]["entry"])
+            jsons[name].add_text(slot.reused[name]["json"])
             report.unchanged[name] += 1
         elif name in outcome.results:
             entry, files = outcome.results[name]
-            manifests[name].record(slot.key, slot.fingerprints[name], files, entry)
-            jsons[name].add(entry)
+            text = encode_entry(entry)
+            manifests[name].record(slot.key, slot.fingerprints[name], files, text)
+            jsons[name].add_text(text)
             report.written[name] += 1
     return bool(outcome.failures)

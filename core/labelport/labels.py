@@ -15,17 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import cached_property
-from typing import Literal
 
 import numpy as np
 
 from .errors import WriterError
-from .model import Series
+from .model import OverlapRule, Series
 
 __all__ = ["Box", "LabelViews", "OverlapRule", "color_layers", "views"]
 
 Box = tuple[slice, slice, slice]
-OverlapRule = Literal["lowest", "highest", "error"]
 _LUT_LIMIT = 1 << 20  # larger label values are remapped through a dict instead of a lookup table
 
 

@@ -2,9 +2,9 @@
 
 ``<root>/.labelport/manifest.json`` maps each task id to the fingerprint of its inputs (the task record, the
 size and modification time of its label maps and images, the writer's options, labelport's version), the
-files written for it and its tasks.json entry. While an export runs, each finished task is appended to
-``journal.ndjson`` next to it, so an interrupted export (even by SIGKILL) resumes where it stopped; the
-journal is folded into the manifest when the export ends.
+files written for it and its tasks.json entry (as text, copied as it is while the task is unchanged). While
+an export runs, each finished task is appended to ``journal.ndjson`` next to it, so an interrupted export
+(even by SIGKILL) resumes where it stopped; the journal is folded into the manifest when the export ends.
 """
 
 from __future__ import annotations
@@ -14,21 +14,21 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from .paths import safe_join
 
-__all__ = ["Manifest", "fingerprint", "sweep_temporary_files"]
+__all__ = ["Manifest", "fingerprint", "input_digest", "sweep_temporary_files"]
 
 FOLDER = ".labelport"
 _TEMPORARY = re.compile(r"^\..+\.\d+\.tmp$|^\.labelport-.+\.tmp$")
 
 
-def fingerprint(record: Any, files: Iterable[str], writer: str, options: Any, version: str) -> str:
-    """A digest of everything a task's output depends on."""
+def input_digest(record: Any, files: Iterable[str], version: str) -> str:
+    """A digest of a task's inputs: its record and the size and modification time of its files."""
     digest = hashlib.blake2b(digest_size=16)
-    digest.update(json.dumps([record, writer, repr(options), version], sort_keys=True, default=str).encode())
+    digest.update(json.dumps([record, version], sort_keys=True, default=str).encode())
     for path in files:
         try:
             stat = os.stat(path)
@@ -36,6 +36,11 @@ def fingerprint(record: Any, files: Iterable[str], writer: str, options: Any, ve
         except OSError:
             digest.update(f"{path}\0missing\n".encode())
     return digest.hexdigest()
+
+
+def fingerprint(inputs: str, writer: str, options: Any) -> str:
+    """What one writer's output of a task depends on: the task's inputs, the writer and its options."""
+    return hashlib.blake2b(f"{inputs}\0{writer}\0{options!r}".encode(), digest_size=16).hexdigest()
 
 
 def sweep_temporary_files(root: str) -> int:
@@ -64,13 +69,14 @@ class Manifest:
         self.journal_path = os.path.join(self.folder, "journal.ndjson")
         self.tasks: dict[str, dict[str, Any]] = {}
         self._journal: Any = None
+        self.changed = False
         self._load()
 
     def _load(self) -> None:
         try:
             with open(self.path, encoding="utf-8") as f:
                 data = json.load(f)
-            if isinstance(data, dict) and data.get("version") == 1 and isinstance(data.get("tasks"), dict):
+            if isinstance(data, dict) and data.get("version") == 2 and isinstance(data.get("tasks"), dict):
                 self.tasks = data["tasks"]
         except (OSError, ValueError):
             self.tasks = {}
@@ -82,6 +88,7 @@ class Manifest:
                     except ValueError:
                         break  # the line being written when the export was killed
                     self.tasks[item["task"]] = item["state"]
+                    self.changed = True  # an interrupted export: fold its journal in
         except OSError:
             pass
 
@@ -95,12 +102,12 @@ class Manifest:
             return None
         return state
 
-    def record(self, task_id: str, fp: str, files: list[str], entry: Mapping[str, Any]) -> None:
+    def record(self, task_id: str, fp: str, files: list[str], entry_json: str) -> None:
         """Note a written task (appended to the journal at once) and remove files its previous version
         had that this one does not."""
         old = self.tasks.get(task_id, {}).get("files", [])
         self.remove_files(sorted(set(old) - set(files)))
-        state = {"fingerprint": fp, "files": files, "entry": dict(entry)}
+        state = {"fingerprint": fp, "files": files, "json": entry_json}
         self.tasks[task_id] = state
         self._append(task_id, state)
 
@@ -112,6 +119,7 @@ class Manifest:
             self._append(task_id, {})
 
     def _append(self, task_id: str, state: dict[str, Any]) -> None:
+        self.changed = True
         if self._journal is None:
             os.makedirs(self.folder, exist_ok=True)
             self._journal = open(self.journal_path, "a", encoding="utf-8")  # noqa: SIM115
@@ -136,12 +144,14 @@ class Manifest:
                     parent = os.path.dirname(parent)
 
     def save(self) -> None:
-        """Write the manifest atomically and drop the journal."""
+        """Write the manifest atomically (when something changed) and drop the journal."""
+        if not self.changed:
+            return
         os.makedirs(self.folder, exist_ok=True)
         tasks = {k: v for k, v in self.tasks.items() if v}
         tmp = os.path.join(self.folder, f".manifest.json.{os.getpid()}.tmp")
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"version": 1, "tasks": tasks}, f)
+            json.dump({"version": 2, "tasks": tasks}, f)
         os.replace(tmp, self.path)
         if self._journal is not None:
             self._journal.close()

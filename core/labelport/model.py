@@ -11,7 +11,7 @@ import colorsys
 import copy
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import LabelError, LabelportError
 
@@ -23,6 +23,7 @@ __all__ = [
     "Category",
     "LabelMap",
     "LabelVolume",
+    "OverlapRule",
     "Segment",
     "Series",
     "Task",
@@ -30,6 +31,8 @@ __all__ = [
 ]
 
 RGB = tuple[int, int, int]
+#: how a voxel shared by instances of different classes is resolved in class maps
+OverlapRule = Literal["lowest", "highest", "error"]
 
 #: Series fields holding vector annotations; they pass through every writer unchanged.
 VECTOR_ANNOTATION_KEYS = (

@@ -7,7 +7,12 @@ import json
 import os
 from typing import IO, Any
 
-__all__ = ["TasksJsonWriter"]
+__all__ = ["TasksJsonWriter", "encode_entry"]
+
+
+def encode_entry(entry: Any) -> str:
+    """One task entry as tasks.json holds it (raises TypeError/ValueError if it is not JSON)."""
+    return json.dumps(entry, indent=2, ensure_ascii=False)
 
 
 class TasksJsonWriter:
@@ -21,7 +26,10 @@ class TasksJsonWriter:
 
     def add(self, entry: Any) -> None:
         """Append one task entry (raises TypeError/ValueError, writing nothing, if it is not JSON)."""
-        text = json.dumps(entry, indent=2, ensure_ascii=False)
+        self.add_text(encode_entry(entry))
+
+    def add_text(self, text: str) -> None:
+        """Append one entry already encoded by :func:`encode_entry`."""
         assert self._file is not None, "tasks.json already closed"
         self._file.write(("[\n" if self.count == 0 else ",\n") + "  " + text.replace("\n", "\n  "))
         self.count += 1

@@ -50,6 +50,7 @@ class LocalExport(Source):
         task_filter: TaskFilter | None = None,
     ) -> None:
         self.root = Path(root)
+        self._root, self._parent = str(self.root), str(self.root.parent)
         self.filter = task_filter or TaskFilter()
         self.warnings = []
         if not self.root.is_dir():
@@ -121,13 +122,15 @@ class LocalExport(Source):
 
     def find(self, path: str) -> str | None:
         """A tasks.json path on disk (see the class docstring), or None."""
-        p = Path(path)
-        candidates = [p] if p.is_absolute() else [self.root / p, self.root.parent / p]
-        parts = p.parts
+        if os.path.isabs(path):
+            candidates = [path]
+        else:
+            candidates = [os.path.join(self._root, path), os.path.join(self._parent, path)]
+        parts = path.replace("\\", "/").split("/")
         for top in ("segmentations", "images"):
             if top in parts:
-                candidates.append(self.root.joinpath(*parts[parts.index(top):]))
-        return next((str(c) for c in candidates if c.is_file()), None)
+                candidates.append(os.path.join(self._root, *parts[parts.index(top):]))
+        return next((c for c in candidates if os.path.isfile(c)), None)
 
     def resolve(self, path: str) -> str:
         """A segmentation path on disk; raises :class:`SourceError` when it is missing."""
