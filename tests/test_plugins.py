@@ -276,3 +276,15 @@ def test_strict_mode_raises(plugin_dirs: dict[str, Path]) -> None:
     run = _labelport(plugin_dirs["bad"], "writers", LABELPORT_STRICT_PLUGINS="1")
     assert run.returncode != 0
     assert "labelport-bad-hook" in run.stderr or "labelport-broken-import" in run.stderr
+
+
+def test_entry_points_match_importlib_metadata() -> None:
+    """labelport's own reader finds what importlib.metadata finds (names, values, packages, versions)."""
+    from importlib.metadata import entry_points
+
+    from labelport.entrypoints import find_entry_points
+
+    for group in ("console_scripts", "labelport"):
+        expected = sorted((e.name, e.value, e.dist.name if e.dist else "", e.dist.version if e.dist else "")
+                          for e in entry_points(group=group))
+        assert sorted((e.name, e.value, e.package, e.version) for e in find_entry_points(group)) == expected

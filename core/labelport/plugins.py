@@ -11,7 +11,6 @@ import os
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any
 
@@ -19,6 +18,7 @@ import pluggy
 
 from . import hookspecs
 from ._version import __version__
+from .entrypoints import find_entry_points
 from .errors import PluginError
 from .writer import WriterSpec
 
@@ -82,11 +82,8 @@ class Registry:
         for name, plugin in extra:
             self._add(name, name, "", lambda p=plugin: p)
         if entry_point_plugins:
-            for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-                dist = getattr(ep, "dist", None)
-                package = dist.name if dist is not None else ep.value.split(":")[0]
-                version = dist.version if dist is not None else ""
-                self._add(ep.name, package, version, ep.load)
+            for ep in find_entry_points(ENTRY_POINT_GROUP):
+                self._add(ep.name, ep.package, ep.version, ep.load)
         self._writers = self._collect()
 
     def _fail(self, info: PluginInfo, exc: BaseException, what: str) -> None:
