@@ -171,3 +171,14 @@ def test_killed_export_resumes_to_the_same_result(tmp_path: Path, make_case: Any
         assert output_files(a) == output_files(b)
         for rel in [*output_files(a), "tasks.json"]:
             assert (a / rel).read_bytes() == (b / rel).read_bytes(), (w, rel)
+
+
+def test_change_to_a_project_relative_label_map_is_seen(demo: Path, tmp_path: Path) -> None:
+    """Patient 002 names its maps '<project>/segmentations/...': their changes must count too."""
+    out = tmp_path / "o"
+    labelport.export(demo, out, ["nifti"])
+    path = demo / "segmentations" / "Patient 002" / "T1 axial.nii.gz"
+    img = nib.load(str(path))
+    nib.save(nib.Nifti1Image(np.zeros(img.shape, np.uint16), img.affine, img.header), str(path))
+    report = labelport.export(demo, out, ["nifti"])
+    assert report.written == {"nifti": 1} and report.unchanged == {"nifti": 3}

@@ -196,26 +196,31 @@ class _Runner:
         self.pool: Any = None
         self.futures: dict[Any, int] = {}
         self.limit = 2 * workers
-        if workers > 1:
+        self.workers = workers
+
+    def _start_pool(self) -> Any:
+        """The worker processes, started when the first task needs them (a no-op re-export starts none)."""
+        if self.pool is None:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            names = [info.name for info, _ in chosen]
-            options = {info.name: opts for info, opts in chosen}
+            names = [info.name for info, _ in self.chosen]
+            options = {info.name: opts for info, opts in self.chosen}
             # fork starts a worker in milliseconds with labelport already loaded; spawn elsewhere (macOS, Windows)
             method = "fork" if sys.platform == "linux" else "spawn"
-            self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(method),
                                             initializer=_worker_init,
-                                            initargs=(src, names, options, roots, unknown_labels))
+                                            initargs=(self.src, names, options, self.roots, self.unknown_labels))
+        return self.pool
 
     def submit(self, seq: int, ref: TaskRef, folder: str, names: list[str]) -> None:
-        if self.pool is None:
+        if self.workers == 1:
             chosen = [(info, opts) for info, opts in self.chosen if info.name in names]
             self.done[seq] = run_task(self.src, ref, folder, chosen, self.roots, self.unknown_labels)
             return
         while len(self.futures) >= self.limit:
             self.collect(block=True)
-        self.futures[self.pool.submit(_worker_run, ref, folder, names)] = seq
+        self.futures[self._start_pool().submit(_worker_run, ref, folder, names)] = seq
 
     def collect(self, block: bool) -> None:
         """Move finished tasks into :attr:`done` (waiting for at least one when ``block``)."""
@@ -287,8 +292,7 @@ def export(
     manifests, jsons = {}, {}
     for name, root in roots.items():
         os.makedirs(root, exist_ok=True)
-        sweep_temporary_files(root)
-        manifests[name] = Manifest(root)
+        manifests[name] = Manifest(root, existing=sweep_temporary_files(root))
         jsons[name] = TasksJsonWriter(os.path.join(root, "tasks.json"))
     total = src.count()
     runner = _Runner(workers, src, chosen, roots, unknown_labels)

@@ -43,27 +43,32 @@ def fingerprint(inputs: str, writer: str, options: Any) -> str:
     return hashlib.blake2b(f"{inputs}\0{writer}\0{options!r}".encode(), digest_size=16).hexdigest()
 
 
-def sweep_temporary_files(root: str) -> int:
-    """Remove the temporary files an interrupted export left under ``root``; returns how many."""
-    removed = 0
+def sweep_temporary_files(root: str) -> set[str]:
+    """Remove the temporary files an interrupted export left under ``root``; returns the files that remain
+    (relative paths with ``/``), so that no other pass over the tree is needed."""
+    remaining: set[str] = set()
     for folder, dirs, files in os.walk(root):
+        rel = os.path.relpath(folder, root).replace(os.sep, "/")
+        prefix = "" if rel == "." else rel + "/"
         for name in list(dirs):
             if _TEMPORARY.match(name):
                 shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
                 dirs.remove(name)
-                removed += 1
         for name in files:
             if _TEMPORARY.match(name):
                 os.remove(os.path.join(folder, name))
-                removed += 1
-    return removed
+            else:
+                remaining.add(prefix + name)
+    return remaining
 
 
 class Manifest:
     """The manifest of one writer root (see the module docstring)."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, existing: set[str] | None = None) -> None:
+        """``existing``: the files under ``root`` if already listed (else each is checked on disk)."""
         self.root = root
+        self._existing = existing
         self.folder = os.path.join(root, FOLDER)
         self.path = os.path.join(self.folder, "manifest.json")
         self.journal_path = os.path.join(self.folder, "journal.ndjson")
@@ -98,7 +103,10 @@ class Manifest:
         state = self.tasks.get(task_id)
         if not state or state.get("fingerprint") != fp:
             return None
-        if not all(os.path.isfile(os.path.join(self.root, f)) for f in state.get("files", [])):
+        files = state.get("files", [])
+        present = (all(f in self._existing for f in files) if self._existing is not None
+                   else all(os.path.isfile(os.path.join(self.root, f)) for f in files))
+        if not present:
             return None
         return state
 
