@@ -92,7 +92,7 @@ class _Slot:
     key: str
     fingerprints: dict[str, str]
     reused: dict[str, dict[str, Any]]
-    outcome: _Outcome | None = None
+    todo: list[str]
 
 
 def _series_stems(task: Task) -> dict[int, str]:
@@ -301,8 +301,7 @@ def export(
 
     def flush() -> None:
         nonlocal flushed
-        while flushed in pending and (not pending[flushed].fingerprints or flushed in runner.done
-                                      or len(pending[flushed].reused) == len(names)):
+        while flushed in pending and (not pending[flushed].todo or flushed in runner.done):
             slot = pending.pop(flushed)
             failed = _finish(slot, runner.done.pop(flushed, None), names, manifests, jsons, report)
             flushed += 1
@@ -316,14 +315,13 @@ def export(
             folder = folders.take(ref.name, ref.task_id)
             base = ref.task_id or f"record {ref.index}"
             seen[base] = seen.get(base, 0) + 1
-            key = base if seen[base] == 1 else f"{base}#{seen[base]}"  # a repeated task id is its own task
+            key = base if seen[base] == 1 else f"{base}\0{seen[base]}"  # a repeated task id is its own task
             inputs = input_digest(ref.record, src.input_files(ref), __version__)
             fps = {info.name: fingerprint(inputs, info.name, opts) for info, opts in chosen}
             reused = {} if force else {n: s for n in names if (s := manifests[n].unchanged(key, fps[n])) is not None}
-            pending[seq] = _Slot(ref, key, fps, reused)
-            todo = [n for n in names if n not in reused]
-            if todo:
-                runner.submit(seq, ref, folder, todo)
+            pending[seq] = slot = _Slot(ref, key, fps, reused, [n for n in names if n not in reused])
+            if slot.todo:
+                runner.submit(seq, ref, folder, slot.todo)
             runner.collect(block=False)
             flush()
         while pending:
@@ -334,7 +332,7 @@ def export(
         present = src.all_task_ids()
         if present is not None:
             for name, manifest in manifests.items():
-                for key in [k for k in manifest.tasks if k.split("#")[0] not in present]:
+                for key in [k for k in manifest.tasks if k.split("\0")[0] not in present]:
                     manifest.forget(key)
                     report.removed[name] += 1
     except BaseException:
