@@ -11,7 +11,6 @@ export resumes (see :mod:`labelport.manifest`). ``force=True`` rewrites everythi
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -77,9 +76,9 @@ class ExportReport:
 
 @dataclass
 class _Outcome:
-    """What running one task produced: per writer (entry, files) or a failure; warnings."""
+    """What running one task produced: per writer (its tasks.json entry as text, files) or a failure; warnings."""
 
-    results: dict[str, tuple[dict[str, Any], list[str]]] = field(default_factory=dict)
+    results: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -154,10 +153,10 @@ def run_task(src: Source, ref: TaskRef, folder: str, chosen: Chosen, roots: Mapp
                 if not isinstance(entry, dict) or entry.get("taskId") != task.task_id:
                     raise PluginError(f"writer {info.name!r} returned no tasks.json entry for this task")
                 try:
-                    json.dumps(entry)
+                    text = encode_entry(entry)  # here, on the worker: the parent only writes text
                 except (TypeError, ValueError) as exc:
                     raise PluginError(f"writer {info.name!r} returned an entry that is not JSON ({exc})") from None
-                outcome.results[info.name] = (entry, list(ctx.written))
+                outcome.results[info.name] = (text, list(ctx.written))
             except Exception as exc:
                 ctx.rollback()
                 outcome.failures.append(_failure(exc, task.label, task.task_id, info.name))
@@ -361,8 +360,7 @@ def _finish(slot: _Slot, outcome: _Outcome | None, names: list[str], manifests: 
             jsons[name].add_text(slot.reused[name]["json"])
             report.unchanged[name] += 1
         elif name in outcome.results:
-            entry, files = outcome.results[name]
-            text = encode_entry(entry)
+            text, files = outcome.results[name]
             manifests[name].record(slot.key, slot.fingerprints[name], files, text)
             jsons[name].add_text(text)
             report.written[name] += 1
