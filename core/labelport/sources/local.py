@@ -122,15 +122,18 @@ class LocalExport(Source):
 
     def find(self, path: str) -> str | None:
         """A tasks.json path on disk (see the class docstring), or None."""
-        if os.path.isabs(path):
-            candidates = [path]
-        else:
-            candidates = [os.path.join(self._root, path), os.path.join(self._parent, path)]
+        first = path if os.path.isabs(path) else os.path.join(self._root, path)
+        if os.path.isfile(first):  # the usual case, checked first: this runs for every image of every task
+            return first
+        candidates = [] if os.path.isabs(path) else [os.path.join(self._parent, path)]
         parts = path.replace("\\", "/").split("/")
         for top in ("segmentations", "images"):
             if top in parts:
                 candidates.append(os.path.join(self._root, *parts[parts.index(top):]))
-        return next((c for c in candidates if os.path.isfile(c)), None)
+        for candidate in candidates:
+            if os.path.isfile(candidate):
+                return candidate
+        return None
 
     def resolve(self, path: str) -> str:
         """A segmentation path on disk; raises :class:`SourceError` when it is missing."""
