@@ -40,14 +40,17 @@ from .writer import NoOptions, WriterSpec
 
 if TYPE_CHECKING:
     from .contours import mask_outlines, rasterize
+    from .dataset import Dataset
     from .dicomseries import Alignment, DicomImage, DicomSeries, align_to_series, describe_grid, read_dicom_series
+    from .images import AlignedVolumes, load_aligned, read_image
     from .labels import LabelViews, color_layers, views
     from .niftiio import read_label_nifti, write_nifti
 
 # Public names whose modules import heavy libraries (nibabel, pydicom, scipy): loaded on first use, so that
 # `labelport --help` and an unchanged incremental export start fast.
 _LAZY = {
-    "mask_outlines": "contours", "rasterize": "contours",
+    "mask_outlines": "contours", "rasterize": "contours", "Dataset": "dataset",
+    "AlignedVolumes": "images", "load_aligned": "images", "read_image": "images",
     "Alignment": "dicomseries", "DicomImage": "dicomseries", "DicomSeries": "dicomseries",
     "align_to_series": "dicomseries", "describe_grid": "dicomseries", "read_dicom_series": "dicomseries",
     "LabelViews": "labels", "color_layers": "labels", "views": "labels",
@@ -68,8 +71,10 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "VECTOR_ANNOTATION_KEYS",
+    "AlignedVolumes",
     "Alignment",
     "Category",
+    "Dataset",
     "DicomImage",
     "DicomSeries",
     "ExportReport",
@@ -104,10 +109,12 @@ __all__ = [
     "export",
     "hookimpl",
     "hookspec",
+    "load_aligned",
     "mask_outlines",
     "open_source",
     "rasterize",
     "read_dicom_series",
+    "read_image",
     "read_label_nifti",
     "safe_name",
     "views",

@@ -15,7 +15,9 @@ import numpy as np
 
 from .errors import SourceError
 
-__all__ = ["Alignment", "DicomImage", "DicomSeries", "align_to_series", "describe_grid", "read_dicom_series"]
+__all__ = [
+    "Alignment", "DicomImage", "DicomSeries", "align_grids", "align_to_series", "describe_grid", "read_dicom_series",
+]
 
 _LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -90,10 +92,11 @@ def _floats(value: Any, count: int, name: str, path: str) -> np.ndarray:
     return out
 
 
-def read_dicom_series(paths: Sequence[str]) -> DicomSeries:
+def read_dicom_series(paths: Sequence[str], require_uids: bool = True) -> DicomSeries:
     """Read the headers of ``paths`` (one series) and sort the images by position. Raises
-    :class:`SourceError` for files that are not DICOM images, missing UIDs, several series mixed
-    together, or images that disagree on orientation, size or pixel spacing."""
+    :class:`SourceError` for files that are not DICOM images, missing UIDs (unless ``require_uids`` is
+    false: reading pixels does not need them, referencing images does), several series mixed together, or
+    images that disagree on orientation, size or pixel spacing."""
     import pydicom
 
     if not paths:
@@ -107,7 +110,7 @@ def read_dicom_series(paths: Sequence[str]) -> DicomSeries:
     series_uids: dict[str, int] = {}
     for path, ds in heads:
         for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"):
-            if not str(ds.get(keyword, "") or "").strip():
+            if require_uids and not str(ds.get(keyword, "") or "").strip():
                 raise SourceError(f"image has no {keyword}; an RT Structure Set or SEG cannot reference it",
                                   file=path)
         series_uids[str(ds.SeriesInstanceUID)] = series_uids.get(str(ds.SeriesInstanceUID), 0) + 1
@@ -163,6 +166,14 @@ class Alignment:
                 out = np.flip(out, d)
         return out
 
+    def inverse(self, array: np.ndarray) -> np.ndarray:
+        """The opposite of :meth:`array`: a DICOM-ordered array in the label map's axis order (a view)."""
+        out = array
+        for d, flip in enumerate(self.flips):
+            if flip:
+                out = np.flip(out, d)
+        return np.transpose(out, np.argsort(self.axes))
+
     def box(self, box: Sequence[slice], label_shape: Sequence[int]) -> tuple[slice, slice, slice]:
         """A bounding box of the label array, in DICOM (i, j, k) order."""
         out = []
@@ -173,33 +184,39 @@ class Alignment:
         return out[0], out[1], out[2]
 
 
+def align_grids(shape: Sequence[int], ras_affine: np.ndarray, target_shape: Sequence[int],
+                target_ras_affine: np.ndarray, tolerance: float = 0.01) -> Alignment | None:
+    """How a grid maps onto a target grid that covers the same voxels in any axis order and direction, or
+    None when the two grids differ (``tolerance`` in voxels)."""
+    t = np.linalg.solve(target_ras_affine, ras_affine)  # grid voxel -> target voxel
+    axes, flips = [0, 0, 0], [False, False, False]
+    for d in range(3):
+        a = int(np.argmax(np.abs(t[d, :3])))
+        axes[d], flips[d] = a, bool(t[d, a] < 0)
+    expected = np.zeros((4, 4))
+    expected[3, 3] = 1
+    for d in range(3):
+        a = axes[d]
+        expected[d, a] = -1.0 if flips[d] else 1.0
+        expected[d, 3] = shape[a] - 1 if flips[d] else 0.0
+    if sorted(axes) != [0, 1, 2] or not np.allclose(t, expected, atol=tolerance):
+        return None
+    if tuple(shape[a] for a in axes) != tuple(target_shape):
+        return None
+    return Alignment((axes[0], axes[1], axes[2]), (flips[0], flips[1], flips[2]))
+
+
 def align_to_series(shape: Sequence[int], ras_affine: np.ndarray, series: DicomSeries,
                     tolerance: float = 0.01) -> Alignment:
     """Check by world geometry that a label grid (``shape``, RAS affine) is the image series' grid, stored in
     any axis order and direction; ``tolerance`` is in voxels. Raises :class:`SourceError` naming both grids."""
-    label_lps = _LPS_FROM_RAS @ ras_affine
-    dicom = series.lps_affine
-    problem = None
-    if len(series.images) > 1 and np.std(np.diff([np.dot(series.normal, im.position) for im in series.images])) \
-            > tolerance * abs(series.slice_step):
-        problem = "the images are not evenly spaced"
-    else:
-        t = np.linalg.solve(dicom, label_lps)  # label voxel -> DICOM voxel
-        axes, flips = [0, 0, 0], [False, False, False]
-        for d in range(3):
-            a = int(np.argmax(np.abs(t[d, :3])))
-            axes[d], flips[d] = a, bool(t[d, a] < 0)
-        expected = np.zeros((4, 4))
-        expected[3, 3] = 1
-        for d in range(3):
-            a = axes[d]
-            expected[d, a] = -1.0 if flips[d] else 1.0
-            expected[d, 3] = shape[a] - 1 if flips[d] else 0.0
-        if sorted(axes) != [0, 1, 2] or not np.allclose(t, expected, atol=tolerance):
-            problem = "the grids differ in spacing, orientation or position"
-        elif tuple(shape[a] for a in axes) != series.shape:
-            problem = "the grids differ in size"
-    if problem:
+    offsets = np.diff([np.dot(series.normal, im.position) for im in series.images])
+    uneven = len(series.images) > 1 and np.std(offsets) > tolerance * abs(series.slice_step)
+    found = None if uneven else align_grids(shape, ras_affine, series.shape, series.ras_affine, tolerance)
+    if found is None:
+        problem = "the images are not evenly spaced" if uneven else "the grids differ in size, spacing, " \
+            "orientation or position"
         raise SourceError(f"label map does not match its DICOM series ({problem}): label map "
-                          f"{describe_grid(shape, label_lps)}; images {describe_grid(series.shape, dicom)}")
-    return Alignment((axes[0], axes[1], axes[2]), (flips[0], flips[1], flips[2]))
+                          f"{describe_grid(shape, _LPS_FROM_RAS @ ras_affine)}; images "
+                          f"{describe_grid(series.shape, series.lps_affine)}")
+    return found

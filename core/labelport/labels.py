@@ -19,7 +19,7 @@ from functools import cached_property
 import numpy as np
 
 from .errors import WriterError
-from .model import OverlapRule, Series
+from .model import OverlapRule, Series, nonzero_extent
 
 __all__ = ["Box", "LabelViews", "OverlapRule", "color_layers", "views"]
 
@@ -64,11 +64,13 @@ def color_layers(nodes: list[int], edges: set[frozenset[int]]) -> list[list[int]
 class LabelViews:
     """The derived views of one series (see the module docstring). Create it through :func:`views`."""
 
-    def __init__(self, series: Series) -> None:
+    def __init__(self, series: Series, array: np.ndarray | None = None) -> None:
+        """``array``: the series' labels on another grid (resampled), instead of its label map's array."""
         if series.label_map is None:
             raise ValueError(f"series {series.name!r} has no label map")
         self.series = series
-        self.array = series.label_map.array
+        self.array = series.label_map.array if array is None else array
+        self._own = array is None
         self.groups = series.overlap_groups
         self.instance_ids = sorted(series.segments)
         self._groups_of: dict[int, list[int]] = {n: [] for n in self.instance_ids}
@@ -76,10 +78,12 @@ class LabelViews:
             for n in members:
                 self._groups_of.setdefault(n, []).append(group)
 
-    @property
+    @cached_property
     def extent(self) -> Box | None:
         """Bounding box of all non-zero voxels (None for an empty map); the other views work inside it."""
-        return self.series.label_map.extent if self.series.label_map is not None else None
+        if self._own and self.series.label_map is not None:
+            return self.series.label_map.extent
+        return nonzero_extent(self.array)
 
     @cached_property
     def boxes(self) -> dict[int, Box]:

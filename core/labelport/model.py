@@ -137,6 +137,21 @@ class LabelVolume:
     header: Any  # nibabel Nifti1Header / Nifti2Header, kept so writers can preserve it
 
 
+def nonzero_extent(arr: np.ndarray) -> tuple[slice, slice, slice] | None:
+    """Bounding box of the non-zero voxels of a 3D array, None when there are none (two passes)."""
+    import numpy as np
+
+    along_k = arr.reshape(-1, arr.shape[2], order="F").any(axis=0) if arr.flags.f_contiguous \
+        else arr.any(axis=(0, 1))
+    ks = np.flatnonzero(along_k)
+    if not ks.size:
+        return None
+    plane = np.asarray(arr[:, :, ks[0]: ks[-1] + 1].any(axis=2))  # one pass over the occupied slices
+    js, is_ = np.flatnonzero(plane.any(axis=0)), np.flatnonzero(plane.any(axis=1))
+    return (slice(int(is_[0]), int(is_[-1]) + 1), slice(int(js[0]), int(js[-1]) + 1),
+            slice(int(ks[0]), int(ks[-1]) + 1))
+
+
 class LabelMap:
     """A series' label map, loaded on first use and kept until :meth:`release`.
 
@@ -184,19 +199,7 @@ class LabelMap:
     def extent(self) -> tuple[slice, slice, slice] | None:
         """Bounding box of the non-zero voxels, None when there are none (computed once)."""
         if "extent" not in self.cache:
-            import numpy as np
-
-            arr = self.array
-            along_k = arr.reshape(-1, arr.shape[2], order="F").any(axis=0) if arr.flags.f_contiguous \
-                else arr.any(axis=(0, 1))
-            ks = np.flatnonzero(along_k)
-            box = None
-            if ks.size:
-                plane = np.asarray(arr[:, :, ks[0]: ks[-1] + 1].any(axis=2))  # one pass over the occupied slices
-                js, is_ = np.flatnonzero(plane.any(axis=0)), np.flatnonzero(plane.any(axis=1))
-                box = (slice(int(is_[0]), int(is_[-1]) + 1), slice(int(js[0]), int(js[-1]) + 1),
-                       slice(int(ks[0]), int(ks[-1]) + 1))
-            self.cache["extent"] = box
+            self.cache["extent"] = nonzero_extent(self.array)
         return self.cache["extent"]  # type: ignore[no-any-return]
 
     @property

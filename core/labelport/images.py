@@ -1,0 +1,110 @@
+"""A series' image as an array on the same voxel grid as its label map.
+
+DICOM series are decoded by SimpleITK (GDCM: uncompressed, JPEG, JPEG-LS, JPEG 2000 and RLE transfer
+syntaxes), in the order of their positions along the slice normal, with the rescale slope and intercept
+applied; a NIfTI image is read with nibabel. The image is then put in the label map's voxel order by world
+geometry (LPS or LAS storage, flipped axes), never by array order. When the grids differ the label map can be
+resampled onto the image grid (nearest neighbour), otherwise the mismatch is refused with both grids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .dicomseries import align_grids, describe_grid, read_dicom_series
+from .errors import SourceError
+from .model import Series
+
+__all__ = ["AlignedVolumes", "load_aligned", "read_image"]
+
+_LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+@dataclass(frozen=True)
+class AlignedVolumes:
+    """An image and a label array on one voxel grid (``affine``: voxel -> RAS+ mm)."""
+
+    image: np.ndarray
+    labels: np.ndarray
+    affine: np.ndarray
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        s = np.linalg.norm(self.affine[:3, :3], axis=0)
+        return (float(s[0]), float(s[1]), float(s[2]))
+
+
+def _is_nifti(path: str) -> bool:
+    return path.endswith((".nii", ".nii.gz"))
+
+
+def read_image(series: Series) -> tuple[np.ndarray, np.ndarray]:
+    """(image array in voxel order (i, j, k), RAS affine) of a series, from its image files."""
+    files = series.image_files
+    if not files:
+        raise SourceError("no image files for this series (export it with images)", series=series.name)
+    if len(files) == 1 and _is_nifti(files[0]):
+        import nibabel as nib
+
+        img: Any = nib.load(files[0])
+        data = np.asanyarray(img.dataobj)
+        while data.ndim > 3 and data.shape[-1] == 1:
+            data = data[..., 0]
+        return (data[..., None] if data.ndim == 2 else data), img.affine
+    import SimpleITK as sitk
+
+    try:
+        dicom = read_dicom_series(files, require_uids=False)
+        reader = sitk.ImageSeriesReader()
+        reader.SetFileNames([im.path for im in dicom.images])  # our order: by position along the normal
+        image = reader.Execute()
+    except SourceError as exc:
+        raise exc.located(series=series.name) from None
+    except RuntimeError as exc:
+        raise SourceError(f"cannot decode the DICOM images ({str(exc).strip().splitlines()[-1]})",
+                          series=series.name) from None
+    data = sitk.GetArrayFromImage(image).T  # ITK's (k, j, i) -> (i, j, k)
+    return data, dicom.ras_affine
+
+
+def load_aligned(series: Series, resample: bool = False) -> AlignedVolumes:
+    """The series' image and label map on one grid: the label map's, or with ``resample`` the image's when
+    the two differ."""
+    if series.label_map is None:
+        raise SourceError("the series has no label map", series=series.name)
+    labels, label_affine = series.label_map.array, series.label_map.affine
+    image, image_affine = read_image(series)
+    found = align_grids(image.shape, image_affine, labels.shape, label_affine)
+    if found is not None:
+        return AlignedVolumes(np.asarray(found.array(image)), labels, label_affine)
+    if not resample:
+        raise SourceError(f"the image grid differs from the label map's: image "
+                          f"{describe_grid(image.shape, _LPS_FROM_RAS @ image_affine)}; label map "
+                          f"{describe_grid(labels.shape, _LPS_FROM_RAS @ label_affine)} "
+                          "(resample=True puts the labels on the image grid)", series=series.name)
+    return AlignedVolumes(image, _resample_labels(labels, label_affine, image.shape, image_affine), image_affine)
+
+
+def _itk(array: np.ndarray, ras_affine: np.ndarray) -> Any:
+    import SimpleITK as sitk
+
+    lps = _LPS_FROM_RAS @ ras_affine
+    spacing = np.linalg.norm(lps[:3, :3], axis=0)
+    image = sitk.GetImageFromArray(np.ascontiguousarray(array.T))
+    image.SetSpacing(spacing.tolist())
+    image.SetOrigin(lps[:3, 3].tolist())
+    image.SetDirection((lps[:3, :3] / spacing).flatten().tolist())
+    return image
+
+
+def _resample_labels(labels: np.ndarray, affine: np.ndarray, shape: tuple[int, ...], target: np.ndarray
+                     ) -> np.ndarray:
+    """Nearest-neighbour resampling of a label array onto another grid, through world coordinates."""
+    import SimpleITK as sitk
+
+    reference = _itk(np.zeros(shape, dtype=np.uint8), target)
+    moved = sitk.Resample(_itk(labels, affine), reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    return np.asarray(sitk.GetArrayFromImage(moved).T)
