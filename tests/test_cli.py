@@ -149,6 +149,10 @@ def test_readme_python_example(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     assert "Patient 001 CT 2 Kidney 1" in run.stdout
     assert "{'nifti': 3} []" in run.stdout
+    training = subprocess.run([sys.executable, "-c", _blocks("python")[1]], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120)
+    assert training.returncode == 0, training.stderr
+    assert training.stdout.startswith("5 Patient 001 (32, 28, 12)")
 
 
 @pytest.mark.parametrize("args", [["export", "--help"], ["writers", "--help"], ["writers"], ["writers", "--json"]])

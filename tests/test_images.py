@@ -137,7 +137,7 @@ def test_dataset_reports_missing_images(demo: Path) -> None:
     assert len(ds) == 5
     with pytest.raises(SourceError, match="task 'Patient 001', series 'CT': no image files"):
         ds[0]
-    assert labelport.Dataset(demo, images=False)[0]["image"] is None
+    assert "image" not in labelport.Dataset(demo, images=False)[0]
 
 
 def test_torch_dataloader(demo: Path) -> None:

@@ -5,6 +5,8 @@ Each item is one series with a label map, as a plain dict of numpy arrays and me
     ds = labelport.Dataset("export-folder", target="semantic")
     item = ds[0]   # {"image", "label", "affine", "spacing", "task_id", "task_name", "series", "segments", ...}
 
+``images=False`` gives items without an ``"image"`` key.
+
 ``torch.utils.data.DataLoader(ds, batch_size=1)`` uses it as it is (items hold variable-length ``segments``:
 give a ``collate_fn`` for larger batches). MONAI dictionary transforms take the arrays under ``"image"`` and
 ``"label"``; they have no channel axis, except for the ``binary`` and ``layers`` targets (channel first).
@@ -89,8 +91,8 @@ class Dataset:
             raise exc.located(task=task.label) from None
         finally:
             task.release()
-        return {
-            "image": image, "label": label, "affine": np.array(affine),
+        item = {
+            "label": label, "affine": np.array(affine),
             "spacing": tuple(float(v) for v in np.linalg.norm(np.asarray(affine)[:3, :3], axis=0)),
             "task_id": task.task_id, "task_name": task.name, "series": series.name,
             "segments": [{"instance_id": s.instance_id, "category": s.category, "class_id": s.class_id,
@@ -98,3 +100,6 @@ class Dataset:
                          for s in series.segments.values()],
             "metadata": dict(task.metadata),
         }
+        if image is not None:  # absent rather than None, which DataLoader's default collate cannot batch
+            item["image"] = image
+        return item
