@@ -169,3 +169,32 @@ def test_images_nifti_writer(tmp_path: Path, make_case: Any) -> None:
     a = sitk.ReadImage(str(tmp_path / "o" / series["items"]))
     b = sitk.ReadImage(str(tmp_path / "o" / series["segmentations"]))
     assert np.allclose(a.GetOrigin(), b.GetOrigin()) and np.allclose(a.GetDirection(), b.GetDirection())
+
+
+def test_nifti_image_series(realdata: Path, tmp_path: Path) -> None:
+    """A series whose image is a NIfTI file (MIRP's image.nii.gz), with the label map stored RAS."""
+    folder = realdata / "sts_sarcoma" / "STS_002" / "CT"
+    (tmp_path / "p" / "seg").mkdir(parents=True)
+    nib.save(nib.as_closest_canonical(nib.load(str(folder / "mask.nii.gz"))), str(tmp_path / "p" / "seg" / "m.nii.gz"))
+    (tmp_path / "p" / "tasks.json").write_text(json.dumps([{"taskId": "s", "name": "s", "series": [
+        {"name": "CT", "segmentations": "seg/m.nii.gz", "items": [str(folder / "image.nii.gz")],
+         "segmentMap": {"1": {"category": "GTV"}}}]}]))
+    series = next(iter(labelport.open_source(tmp_path / "p"))).series[0]
+    volumes = labelport.load_aligned(series)
+    reference: Any = nib.as_closest_canonical(nib.load(str(folder / "image.nii.gz")))
+    assert np.allclose(volumes.affine, reference.affine, atol=1e-3)
+    assert np.array_equal(volumes.image, np.asanyarray(reference.dataobj))
+
+
+def test_rescale_slope_and_intercept_are_applied(tmp_path: Path, make_case: Any) -> None:
+    project = make_case(tmp_path / "case", "--shape", "48", "40", "12")
+    import pydicom
+
+    for path in (project / "images" / "Case 001" / "CT Axial").iterdir():
+        ds = pydicom.dcmread(path)
+        ds.RescaleSlope, ds.RescaleIntercept = "2", "-50"
+        ds.save_as(path)
+    series = next(iter(labelport.open_source(project))).series[0]
+    volumes = labelport.load_aligned(series)
+    for value, hu in _expected_hu(series, volumes.labels).items():
+        assert set(np.unique(volumes.image[volumes.labels == value]).tolist()) == {2 * hu - 50}
