@@ -182,3 +182,11 @@ def test_change_to_a_project_relative_label_map_is_seen(demo: Path, tmp_path: Pa
     nib.save(nib.Nifti1Image(np.zeros(img.shape, np.uint16), img.affine, img.header), str(path))
     report = labelport.export(demo, out, ["nifti"])
     assert report.written == {"nifti": 1} and report.unchanged == {"nifti": 3}
+
+
+def test_unpicklable_source_runs_in_this_process(demo: Path, tmp_path: Path) -> None:
+    source = labelport.LocalExport(demo)
+    source.lock = __import__("threading").Lock()  # type: ignore[attr-defined]  # cannot be pickled
+    with pytest.warns(UserWarning, match="cannot be sent to worker processes"):
+        report = labelport.export(source, tmp_path / "o", ["nifti"], workers=2)
+    assert report.ok and report.written == {"nifti": 4}

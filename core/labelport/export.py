@@ -283,6 +283,14 @@ def export(
                       stacklevel=2)
         workers = 1
     src = open_source(source, task_filter=task_filter, taxonomy=taxonomy)
+    if workers > 1:
+        import pickle
+
+        try:
+            pickle.dumps(src)
+        except Exception as exc:  # a Source holding a connection or a lock, say
+            warnings.warn(f"the source cannot be sent to worker processes ({exc}); using one", stacklevel=2)
+            workers = 1
     out = os.fspath(out)
     roots = {info.name: out if len(chosen) == 1 else os.path.join(out, info.name) for info, _ in chosen}
     names = list(roots)
