@@ -13,17 +13,15 @@ from typing import Any, Literal
 
 import labelport
 
-from ._common import class_entries, classes, instance_entry, labelled, replace_masks
+from ._common import GzipOptions, class_entries, classes, instance_entry, labelled, replace_masks
 
 
 @dataclass(frozen=True)
-class Options:
+class Options(GzipOptions):
     #: one file per "instance" or per "class"
     per: Literal["instance", "class"] = "instance"
     #: an instance (or class) without voxels: "write" an all-zero mask, or "skip" it
     empty: Literal["write", "skip"] = "write"
-    #: ISA-L gzip level 0-3
-    compresslevel: int = 1
 
 
 def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:

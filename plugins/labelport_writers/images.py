@@ -14,15 +14,13 @@ from typing import Any
 
 import labelport
 
-from ._common import labelled, replace_masks, with_mask
+from ._common import GzipOptions, labelled, replace_masks, with_mask
 
 
 @dataclass(frozen=True)
-class Options:
+class Options(GzipOptions):
     #: put the labels on the image grid (nearest neighbour) when the two grids differ
     resample: bool = False
-    #: ISA-L gzip level 0-3
-    compresslevel: int = 1
 
 
 def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:

@@ -11,19 +11,13 @@ from typing import Any, Literal
 
 import labelport
 
-from ._common import labelled, replace_masks, with_mask
+from ._common import GzipOptions, labelled, replace_masks, with_mask
 
 
 @dataclass(frozen=True)
-class Options:
-    #: ISA-L gzip level 0-3 (1 is about 10x faster than zlib's default and smaller on label maps)
-    compresslevel: int = 1
+class Options(GzipOptions):
     #: ``.nii`` writes uncompressed files
     extension: Literal[".nii.gz", ".nii"] = ".nii.gz"
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.compresslevel <= 3:
-            raise ValueError(f"compresslevel must be 0-3, not {self.compresslevel}")
 
 
 def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:

@@ -13,13 +13,12 @@ from typing import Any
 
 import labelport
 
-from ._common import instance_entry, labelled, replace_masks
+from ._common import GzipOptions, instance_entry, labelled, replace_masks
 
 
 @dataclass(frozen=True)
-class Options:
-    #: ISA-L gzip level 0-3
-    compresslevel: int = 1
+class Options(GzipOptions):
+    """Only the gzip level."""
 
 
 def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:

@@ -13,15 +13,13 @@ from typing import Any
 
 import labelport
 
-from ._common import class_entries, labelled, replace_masks
+from ._common import GzipOptions, class_entries, labelled, replace_masks
 
 
 @dataclass(frozen=True)
-class Options:
+class Options(GzipOptions):
     #: which class an overlap voxel gets: "lowest", "highest", or "error" to refuse mixed-class overlaps
     overlap: labelport.OverlapRule = "lowest"
-    #: ISA-L gzip level 0-3
-    compresslevel: int = 1
 
 
 def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
