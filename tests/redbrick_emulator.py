@@ -127,7 +127,7 @@ class Emulator:
                             {"Content-Type": "application/json"})
 
             def do_GET(self) -> None:
-                name = self.path.removeprefix("/files/")
+                name = self.path.removeprefix("/files/").split("?")[0]
                 emulator.requests.append(("GET", name))
                 body = emulator.files.get(name)
                 if body is None:

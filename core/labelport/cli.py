@@ -77,6 +77,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--only-ground-truth", is_flag=True, help="Only tasks in the END stage.")
 @click.option("--taxonomy", type=click.Path(dir_okay=False, exists=True),
               help="Taxonomy JSON (default: SOURCE/taxonomy.json, else derived from the tasks).")
+@click.option("--since", metavar="TIME", help="RedBrick projects: only tasks updated after this ISO time.")
+@click.option("--api-url", envvar="REDBRICK_URL", metavar="URL",
+              help="RedBrick projects: the GraphQL endpoint [default: RedBrick's; env REDBRICK_URL].")
 @click.option("--unknown-labels", type=click.Choice(["error", "warn"]), default="error", show_default=True,
               help="A voxel value missing from the segmentMap fails its task, or only warns.")
 @click.option("-j", "--workers", type=click.IntRange(min=1), default=None,
@@ -87,9 +90,10 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def export_command(
     ctx: click.Context, source: str, out: str, writers: tuple[str, ...], opts: tuple[str, ...],
     task_ids: tuple[str, ...], stage: str | None, only_ground_truth: bool, taxonomy: str | None,
-    unknown_labels: str, workers: int | None, force: bool, quiet: bool,
+    since: str | None, api_url: str | None, unknown_labels: str, workers: int | None, force: bool, quiet: bool,
 ) -> None:
-    """Export the project at SOURCE (a RedBrick export folder) into OUT.
+    """Export SOURCE into OUT. SOURCE is a RedBrick export folder, or redbrick:ORG_ID/PROJECT_ID for a live
+    project (API key from REDBRICK_API_KEY or the RedBrick CLI's credentials).
 
     Exporting again into the same OUT rewrites only the tasks whose inputs or writer options changed,
     removes the outputs of tasks that left SOURCE, and resumes an interrupted export.
@@ -118,14 +122,20 @@ def export_command(
 
     try:
         options = _parse_opts(opts)
+        filters: dict[str, Any] = {"task_ids": task_ids, "stage": stage, "only_ground_truth": only_ground_truth}
+        target: Any = source
+        if source.startswith("redbrick:"):
+            target = _redbrick(source, api_url, since, filters)
+            filters = {}
+        elif since or api_url:
+            raise OptionError("--since and --api-url are for redbrick:ORG_ID/PROJECT_ID sources")
         registry = _registry()
         show_bar = not quiet and sys.stderr.isatty()
         with click.progressbar(length=1, label="exporting", file=sys.stderr, show_eta=True,
                                show_pos=True) if show_bar else nullcontext() as bar_:
             bar = bar_
             report = export(
-                source, out, list(writers), options=options, task_ids=task_ids, stage=stage,
-                only_ground_truth=only_ground_truth, taxonomy=taxonomy,
+                target, out, list(writers), options=options, **filters, taxonomy=taxonomy,
                 unknown_labels=unknown_labels,  # type: ignore[arg-type]
                 registry=registry, progress=None if quiet else progress,
                 workers=workers or os.cpu_count() or 1, force=force,
@@ -138,6 +148,18 @@ def export_command(
     _summary(report, quiet, debug)
     if not report.ok:
         sys.exit(1)
+
+
+def _redbrick(source: str, url: str | None, since: str | None, filters: dict[str, Any]) -> Any:
+    from .sources import TaskFilter
+    from .sources.redbrick import DEFAULT_URL, RedBrickProject
+
+    org, _, project = source.removeprefix("redbrick:").partition("/")
+    if not org or not project or "/" in project:
+        raise OptionError(f"expected redbrick:ORG_ID/PROJECT_ID, not {source!r}")
+    return RedBrickProject(org, project, url=url or DEFAULT_URL, since=since,
+                           task_filter=TaskFilter.of(filters["task_ids"], filters["stage"],
+                                                     filters["only_ground_truth"]))
 
 
 def _summary(report: ExportReport, quiet: bool, debug: bool) -> None:

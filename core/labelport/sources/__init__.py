@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 
+from ..errors import SourceError
 from .base import Source, TaskFilter, TaskRef
 from .local import LocalExport
+
+REDBRICK_PREFIX = "redbrick:"
 
 __all__ = ["LocalExport", "Source", "TaskFilter", "TaskRef", "open_source"]
 
@@ -16,7 +19,17 @@ def open_source(
     task_filter: TaskFilter | None = None,
     taxonomy: str | os.PathLike[str] | None = None,
 ) -> Source:
-    """A source for ``location``: an export folder on disk (a :class:`Source` passes through)."""
+    """A source for ``location``: ``redbrick:ORG_ID/PROJECT_ID`` (a live project; the API key comes from
+    ``REDBRICK_API_KEY`` and the endpoint from ``REDBRICK_URL``, if set) or an export folder on disk. A
+    :class:`Source` passes through."""
     if isinstance(location, Source):
         return location
+    if isinstance(location, str) and location.startswith(REDBRICK_PREFIX):
+        from .redbrick import DEFAULT_URL, RedBrickProject
+
+        org, _, project = location.removeprefix(REDBRICK_PREFIX).partition("/")
+        if not org or not project or "/" in project:
+            raise SourceError(f"expected redbrick:ORG_ID/PROJECT_ID, not {location!r}")
+        return RedBrickProject(org, project, task_filter=task_filter,
+                               url=os.environ.get("REDBRICK_URL") or DEFAULT_URL)
     return LocalExport(location, taxonomy=taxonomy, task_filter=task_filter)

@@ -1,0 +1,133 @@
+"""The RedBrick API source against the emulator: an export through the API equals the export of the same
+project from a local export folder, with faults injected; filters; keys; no presigned URL in the output."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redbrick_emulator import Emulator
+from redbrick_project import serve_export
+
+import labelport
+from labelport import SourceError, TaskFilter
+from labelport.sources.redbrick import RedBrickProject
+from labelport.sources.transport import RetryPolicy
+from labelport.testing import output_files
+
+KEY = "r" * 43
+FAST = RetryPolicy(attempts=4, base=0.01, cap=0.05, timeout=5.0)
+
+
+@pytest.fixture
+def served(demo: Path) -> Iterator[tuple[Emulator, Path]]:
+    with Emulator(KEY, slow_seconds=0.5) as emulator:
+        serve_export(emulator, demo, page_size=2)
+        yield emulator, demo
+
+
+def _project(emulator: Emulator, tmp_path: Path, **kwargs: Any) -> RedBrickProject:
+    return RedBrickProject("org", "project", key=KEY, url=emulator.url, cache=tmp_path / "cache", policy=FAST,
+                           **kwargs)
+
+
+def _same_export(a: Path, b: Path) -> None:
+    local = json.loads((a / "tasks.json").read_text())
+    remote = json.loads((b / "tasks.json").read_text())
+    for task in local:
+        task.pop("x-custom", None)  # a field of the local file that RedBrick's task model cannot carry
+    assert remote == local
+    assert output_files(a) == output_files(b)
+    for rel in output_files(a):
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+
+
+def test_export_through_the_api_equals_the_local_export(served: tuple[Emulator, Path], tmp_path: Path) -> None:
+    emulator, demo = served
+    labelport.export(demo, tmp_path / "local", ["nifti"])
+    report = labelport.export(_project(emulator, tmp_path), tmp_path / "api", ["nifti"])
+    assert report.ok, [str(f) for f in report.failures]
+    _same_export(tmp_path / "local", tmp_path / "api")
+    assert emulator.requests.count(("POST", "tasksPagedSDK")) == 2  # two pages of two
+    assert "X-Signature" not in (tmp_path / "api" / "tasks.json").read_text()
+
+
+def test_faults_are_survived(served: tuple[Emulator, Path], tmp_path: Path) -> None:
+    emulator, demo = served
+    emulator.fail("tasksPagedSDK", "500", times=2)
+    emulator.fail("presignItemsSDK", "429")
+    emulator.fail("labels/00000000-0000-4000-8000-000000000001", "drop")
+    emulator.fail("labels/00000000-0000-4000-8000-000000000002", "truncate")
+    emulator.fail("labels/00000000-0000-4000-8000-000000000003", "slow")
+    labelport.export(demo, tmp_path / "local", ["nifti"])
+    slow = RetryPolicy(attempts=4, base=0.01, cap=0.05, timeout=0.3)
+    project = RedBrickProject("org", "project", key=KEY, url=emulator.url, cache=tmp_path / "cache", policy=slow)
+    report = labelport.export(project, tmp_path / "api", ["nifti"])
+    assert report.ok, [str(f) for f in report.failures]
+    _same_export(tmp_path / "local", tmp_path / "api")
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.name.endswith(".part")]
+
+
+def test_downloads_are_cached(served: tuple[Emulator, Path], tmp_path: Path) -> None:
+    emulator, _ = served
+    for _ in range(2):
+        labelport.export(_project(emulator, tmp_path), tmp_path / "api", ["nifti"], force=True)
+    downloads = [r for r in emulator.requests if r[0] == "GET"]
+    assert len(downloads) == 5  # five label maps, fetched once
+
+
+def test_since_and_filters(served: tuple[Emulator, Path], tmp_path: Path) -> None:
+    emulator, _ = served
+    since = [t.name for t in _project(emulator, tmp_path, since="2025-03-02T12:00:00+00:00")]
+    assert since == ["Patient 003", "Patient 004"]
+    review = [t.name for t in _project(emulator, tmp_path, task_filter=TaskFilter.of(stage="Review_1"))]
+    assert review == ["Patient 003"]
+    ground_truth = _project(emulator, tmp_path, task_filter=TaskFilter.of(only_ground_truth=True))
+    assert [t.name for t in ground_truth] == ["Patient 001", "Patient 002", "Patient 004"]
+    one = _project(emulator, tmp_path, task_filter=TaskFilter.of(["00000000-0000-4000-8000-000000000002", "nope"]))
+    assert [t.name for t in one] == ["Patient 002"] and one.missing_task_ids() == ["nope"]
+
+
+def test_bad_key_stops_with_one_clear_line(served: tuple[Emulator, Path], tmp_path: Path) -> None:
+    emulator, _ = served
+    wrong = "w" * 43
+    with pytest.raises(SourceError) as info:
+        RedBrickProject("org", "project", key=wrong, url=emulator.url, cache=tmp_path, policy=FAST)
+    assert "refused the API key" in str(info.value) and wrong not in str(info.value)
+
+
+def test_command_line(served: tuple[Emulator, Path], tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from labelport.cli import cli
+
+    emulator, demo = served
+    env = {"REDBRICK_API_KEY": KEY, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    args = ["export", "redbrick:org/project", "-o", str(tmp_path / "api"), "--writer", "nifti",
+            "--api-url", emulator.url, "-j", "1"]
+    result = CliRunner().invoke(cli, args, env=env)
+    assert result.exit_code == 0, result.output
+    assert "nifti: 4 written" in result.output
+    labelport.export(demo, tmp_path / "local", ["nifti"])
+    _same_export(tmp_path / "local", tmp_path / "api")
+    wrong = "x" * 43
+    bad = CliRunner().invoke(cli, args, env={**env, "REDBRICK_API_KEY": wrong})
+    assert bad.exit_code == 1 and wrong not in bad.output
+    assert bad.output.strip().splitlines() == [
+        "error: the RedBrick API refused the API key (HTTP 401); check REDBRICK_API_KEY"]
+    since = CliRunner().invoke(cli, [*args[:-2], "--since", "2025-03-02T12:00:00+00:00", "-o", str(tmp_path / "s")],
+                               env=env)
+    assert since.exit_code == 0 and "nifti: 2 written" in since.output
+    local = CliRunner().invoke(cli, ["export", str(demo), "-o", str(tmp_path / "x"), "-w", "nifti", "--since", "x"])
+    assert local.exit_code == 1 and "--since and --api-url are for redbrick:" in local.output
+
+
+def test_parallel_export_through_the_api(served: tuple[Emulator, Path], tmp_path: Path) -> None:
+    emulator, demo = served
+    labelport.export(demo, tmp_path / "local", ["nifti"])
+    report = labelport.export(_project(emulator, tmp_path), tmp_path / "api", ["nifti"], workers=2)
+    assert report.ok, [str(f) for f in report.failures]
+    _same_export(tmp_path / "local", tmp_path / "api")
