@@ -13,6 +13,7 @@ import gzip
 import json
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -45,7 +46,7 @@ class Emulator:
         return f"{self.base}/api/graphql/"
 
     def file_url(self, name: str) -> str:
-        return f"{self.base}/files/{name}"
+        return f"{self.base}/files/{urllib.parse.quote(name)}"
 
     def fail(self, prefix: str, kind: str, times: int = 1) -> None:
         """Make the next ``times`` requests whose path (or operation) starts with ``prefix`` fail as ``kind``."""
@@ -127,7 +128,7 @@ class Emulator:
                             {"Content-Type": "application/json"})
 
             def do_GET(self) -> None:
-                name = self.path.removeprefix("/files/").split("?")[0]
+                name = urllib.parse.unquote(self.path.removeprefix("/files/").split("?")[0])
                 emulator.requests.append(("GET", name))
                 body = emulator.files.get(name)
                 if body is None:

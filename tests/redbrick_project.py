@@ -25,6 +25,10 @@ def _shard(task: dict[str, Any], source: labelport.LocalExport, emulator: Emulat
         series_info.append({"name": s["name"], "itemsIndices": list(range(len(items), len(items) + len(own))),
                             "metaData": s.get("metaData"), "imageHeaders": s.get("imageHeaders")})
         items += own
+        for item in own:  # the image files, where the export has them
+            path = source.find(item)
+            if path is not None:
+                emulator.files[item] = Path(path).read_bytes()
         if "segmentations" in s:
             seg = s["segmentations"][0] if isinstance(s["segmentations"], list) else s["segmentations"]
             data = Path(source.resolve(seg)).read_bytes()

@@ -131,3 +131,17 @@ def test_parallel_export_through_the_api(served: tuple[Emulator, Path], tmp_path
     report = labelport.export(_project(emulator, tmp_path), tmp_path / "api", ["nifti"], workers=2)
     assert report.ok, [str(f) for f in report.failures]
     _same_export(tmp_path / "local", tmp_path / "api")
+
+
+def test_images_are_downloaded_when_a_writer_needs_them(tmp_path: Path, make_case: Any) -> None:
+    project = make_case(tmp_path / "case", "--tasks", "2", "--thin", "--shape", "64", "56", "24")
+    with Emulator(KEY) as emulator:
+        serve_export(emulator, project)
+        labelport.export(_project(emulator, tmp_path), tmp_path / "nifti", ["nifti"])
+        assert not [r for r in emulator.requests if r[0] == "GET" and r[1].startswith("images/")]
+        report = labelport.export(_project(emulator, tmp_path), tmp_path / "api", ["rtstruct", "images-nifti"])
+        assert report.ok, [str(f) for f in report.failures]
+        assert len([r for r in emulator.requests if r[0] == "GET" and r[1].startswith("images/")]) == 48
+    labelport.export(project, tmp_path / "local", ["rtstruct", "images-nifti"])
+    for writer in ("rtstruct", "images-nifti"):
+        _same_export(tmp_path / "local" / writer, tmp_path / "api" / writer)

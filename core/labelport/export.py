@@ -283,6 +283,7 @@ def export(
                       stacklevel=2)
         workers = 1
     src = open_source(source, task_filter=task_filter, taxonomy=taxonomy)
+    src.images_needed = any(info.spec.needs_images for info, _ in chosen)
     if workers > 1:
         import pickle
 

@@ -54,6 +54,8 @@ class Source(ABC):
     taxonomy: Taxonomy
     #: problems that do not stop an export (shown in the summary)
     warnings: list[str]
+    #: set by the export when a selected writer reads image files (sources that download them then do)
+    images_needed: bool = False
 
     @abstractmethod
     def refs(self) -> Iterator[TaskRef]:

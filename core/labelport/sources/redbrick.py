@@ -243,7 +243,26 @@ class RedBrickProject(Source):
         except (KeyError, TypeError, ValueError) as exc:
             raise SourceError(f"unexpected task object from the API ({type(exc).__name__}: {exc})",
                               task=ref.label) from None
-        return task_from_record(record, self.taxonomy, lambda path: path, _read)
+        images = self._download_images(ref, shard) if self.images_needed else {}
+        return task_from_record(record, self.taxonomy, lambda path: path, _read, images.get)
+
+    def _download_images(self, ref: TaskRef, shard: Mapping[str, Any]) -> dict[str, str]:
+        """The task's image files in the cache, by their storage path (what ``items`` lists)."""
+        datapoint = shard.get("datapoint") or {}
+        items = [str(i) for i in datapoint.get("items") or []]
+        if not items:
+            return {}
+        storage = str((datapoint.get("storageMethod") or {}).get("storageId") or "")
+        folder = self.cache / safe_name(ref.task_id, "task") / "images"
+        targets = [str(folder / f"{n:05d}-{safe_name(os.path.basename(item), 'image')}")
+                   for n, item in enumerate(items)]
+        missing = [(item, target) for item, target in zip(items, targets) if not os.path.isfile(target)]
+        if missing:
+            urls = self._presign(storage, [item for item, _ in missing])
+            with ThreadPoolExecutor(self.download_threads) as pool:
+                list(pool.map(lambda pair: self.transport.download(pair[0], pair[1]),
+                              zip(urls, [target for _, target in missing])))
+        return dict(zip(items, targets))
 
 
 def _read(path: str) -> LabelVolume:
