@@ -172,6 +172,9 @@ _WORKER: dict[str, Any] = {}
 
 def _worker_init(src: Source, names: list[str], options: dict[str, Any], roots: dict[str, str],
                  unknown_labels: UnknownLabels) -> None:
+    import pickle
+
+    src = pickle.loads(pickle.dumps(src))  # a forked worker must not share the parent's connections
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the parent process already reported broken plugins
         registry = Registry()
@@ -211,6 +214,11 @@ class _Runner:
                                             initializer=_worker_init,
                                             initargs=(self.src, names, options, self.roots, self.unknown_labels))
         return self.pool
+
+    def start(self) -> None:
+        """Start the worker processes now (all at once), before the caller starts any thread."""
+        if self.workers > 1:
+            self._start_pool().submit(int).result()
 
     def submit(self, seq: int, ref: TaskRef, folder: str, names: list[str]) -> None:
         if self.workers == 1:
@@ -304,6 +312,8 @@ def export(
         jsons[name] = TasksJsonWriter(os.path.join(root, "tasks.json"))
     total = src.count()
     runner = _Runner(workers, src, chosen, roots, unknown_labels)
+    if src.uses_threads:
+        runner.start()  # fork and running threads do not mix
     pending: dict[int, _Slot] = {}
     flushed = 0
 

@@ -56,6 +56,8 @@ class Source(ABC):
     warnings: list[str]
     #: set by the export when a selected writer reads image files (sources that download them then do)
     images_needed: bool = False
+    #: the source runs threads while :meth:`refs` iterates; worker processes then start before it does
+    uses_threads: bool = False
 
     @abstractmethod
     def refs(self) -> Iterator[TaskRef]:

@@ -151,10 +151,12 @@ class RedBrickProject(Source):
     """The tasks of a RedBrick project (see the module docstring). ``since`` is an ISO timestamp: only tasks
     updated after it (RedBrick's ``cacheTime``)."""
 
+    uses_threads = True
+
     def __init__(self, org_id: str, project_id: str, *, key: str | None = None, url: str = DEFAULT_URL,
                  task_filter: TaskFilter | None = None, since: str | None = None,
                  cache: str | os.PathLike[str] | None = None, policy: RetryPolicy | None = None,
-                 download_threads: int = 4) -> None:
+                 download_threads: int = 4, lookahead: int = 8) -> None:
         self.org_id, self.project_id = org_id, project_id
         self.filter = task_filter or TaskFilter()
         self.since = since
@@ -163,6 +165,8 @@ class RedBrickProject(Source):
         self.cache = Path(cache or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                           / "labelport" / org_id / project_id)
         self.download_threads = download_threads
+        self.lookahead = lookahead
+        self._ahead: dict[str, Any] = {}  # task id -> future of its downloads, while refs() runs
         self._seen: set[str] = set()
         self._complete = False
         data = self._query("getTaxonomySDK")
@@ -192,22 +196,38 @@ class RedBrickProject(Source):
                 page = following.result()
 
     def refs(self) -> Iterator[TaskRef]:
+        """The selected tasks. While they are exported, the files of the next ``lookahead`` tasks download in
+        the background (into the cache, where :meth:`open` finds them)."""
         self._seen, self._complete = set(), False
-        index = 0
         if self.filter.task_ids:
             shards = (self._query("taskSDK", taskId=t).get("task") for t in sorted(self.filter.task_ids))
             pages: Iterator[list[Any]] = iter([[s for s in shards if s]])
         else:
             pages = self._pages()
-        for page in pages:
-            for shard in page:
-                self._seen.add(str(shard.get("taskId")))
-                if self.filter.accepts(shard.get("taskId"), shard.get("currentStageName")):
-                    name = (shard.get("datapoint") or {}).get("name") or ""
-                    yield TaskRef(index, str(shard.get("taskId")), str(name), shard)
-                    index += 1
+        chosen = (shard for page in pages for shard in page if self._select(shard))
+        with ThreadPoolExecutor(max(1, self.download_threads)) as pool:
+            window: list[TaskRef] = []
+            for index, shard in enumerate(chosen):
+                ref = TaskRef(index, str(shard.get("taskId")), str((shard.get("datapoint") or {}).get("name") or ""),
+                              shard)
+                if self.lookahead:
+                    self._ahead[ref.task_id] = pool.submit(self._fetch, ref)
+                window.append(ref)
+                if len(window) > self.lookahead:
+                    yield window.pop(0)
+            yield from window
+            self._ahead.clear()
         self._complete = not (self.filter.task_ids or self.filter.stage or self.filter.only_ground_truth
                               or self.since)
+
+    def _select(self, shard: Mapping[str, Any]) -> bool:
+        self._seen.add(str(shard.get("taskId")))
+        return self.filter.accepts(shard.get("taskId"), shard.get("currentStageName"))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_ahead"] = {}  # futures stay in the process that started them
+        return state
 
     def missing_task_ids(self) -> list[str]:
         return sorted(self.filter.task_ids - self._seen)
@@ -223,7 +243,8 @@ class RedBrickProject(Source):
             raise SourceError(f"presigning returned {len(found)} URLs for {len(paths)} files")
         return [str(u) for u in found]
 
-    def open(self, ref: TaskRef) -> Task:
+    def _fetch(self, ref: TaskRef) -> tuple[dict[int, str], dict[str, str]]:
+        """Download a task's label maps (and images, when needed): (series index -> label map, item -> image)."""
         shard = ref.record
         latest = shard.get("latestTaskData") or {}
         folder = self.cache / safe_name(ref.task_id, "task") / safe_name(str(latest.get("tdId") or "labels"), "labels")
@@ -231,19 +252,29 @@ class RedBrickProject(Source):
                   if m.get("labelName") is not None]
         local: dict[int, str] = {}
         if wanted:
-            storage = str((latest.get("labelsStorage") or {}).get("storageId") or "")
-            urls = self._presign(storage, [name for _, name in wanted])
             targets = [str(folder / f"{index}.nii.gz") for index, _ in wanted]
-            with ThreadPoolExecutor(min(self.download_threads, len(wanted))) as pool:
-                list(pool.map(lambda pair: self.transport.download(pair[0], pair[1], gzipped=True),
-                              zip(urls, targets)))
+            missing = [(name, target) for (_, name), target in zip(wanted, targets) if not os.path.isfile(target)]
+            if missing:
+                storage = str((latest.get("labelsStorage") or {}).get("storageId") or "")
+                urls = self._presign(storage, [name for name, _ in missing])
+                with ThreadPoolExecutor(min(self.download_threads, len(missing))) as pool:
+                    list(pool.map(lambda pair: self.transport.download(pair[0], pair[1], gzipped=True),
+                                  zip(urls, [target for _, target in missing])))
             local = {index: target for (index, _), target in zip(wanted, targets)}
+        images = self._download_images(ref, shard) if self.images_needed else {}
+        return local, images
+
+    def open(self, ref: TaskRef) -> Task:
+        ahead = self._ahead.pop(ref.task_id, None)
         try:
-            record = record_from_shard(shard, local)
+            local, images = ahead.result() if ahead is not None else self._fetch(ref)
+        except SourceError as exc:
+            raise exc.located(task=ref.label) from None
+        try:
+            record = record_from_shard(ref.record, local)
         except (KeyError, TypeError, ValueError) as exc:
             raise SourceError(f"unexpected task object from the API ({type(exc).__name__}: {exc})",
                               task=ref.label) from None
-        images = self._download_images(ref, shard) if self.images_needed else {}
         return task_from_record(record, self.taxonomy, lambda path: path, _read, images.get)
 
     def _download_images(self, ref: TaskRef, shard: Mapping[str, Any]) -> dict[str, str]:

@@ -14,6 +14,7 @@ import gzip
 import json
 import os
 import random
+import threading
 import time
 import zlib
 from collections.abc import Callable, Mapping
@@ -116,7 +117,7 @@ class Transport:
         if os.path.isfile(path) and (not gzipped or _gzip_intact(path)):
             return path
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.part"
+        tmp = f"{path}.{os.getpid()}-{threading.get_ident()}.part"  # threads share a pid
         for attempt in range(self.policy.attempts):
             try:
                 response = self._request("GET", url, f"download of {os.path.basename(path)}", stream=True)
