@@ -24,9 +24,10 @@ Handler = Callable[[dict[str, Any]], Any]
 class Emulator:
     """Start with ``with Emulator(key) as emu:``; ``emu.url`` is the GraphQL endpoint."""
 
-    def __init__(self, api_key: str, slow_seconds: float = 1.0) -> None:
+    def __init__(self, api_key: str, slow_seconds: float = 1.0, latency: float = 0.0) -> None:
         self.api_key = api_key
         self.slow_seconds = slow_seconds
+        self.latency = latency  # added to every request, as a network round trip
         self.handlers: dict[str, Handler] = {}
         self.files: dict[str, bytes] = {}
         self.faults: list[tuple[str, str]] = []

@@ -149,7 +149,8 @@ def record_from_shard(shard: Mapping[str, Any], segmentations: Mapping[int, str]
 
 class RedBrickProject(Source):
     """The tasks of a RedBrick project (see the module docstring). ``since`` is an ISO timestamp: only tasks
-    updated after it (RedBrick's ``cacheTime``)."""
+    updated after it (RedBrick's ``cacheTime``). ``lookahead`` tasks (and the next page) are fetched ahead,
+    ``download_threads`` files at a time; ``lookahead=0, download_threads=1`` fetches strictly in sequence."""
 
     uses_threads = True
 
@@ -189,6 +190,10 @@ class RedBrickProject(Source):
             page = fetch(None)
             while True:
                 cursor = page.get("cursor")
+                if cursor and not self.lookahead:  # strictly sequential, as RedBrick's SDK fetches
+                    yield list(page.get("entries") or [])
+                    page = fetch(cursor)
+                    continue
                 following = prefetch.submit(fetch, cursor) if cursor else None
                 yield list(page.get("entries") or [])
                 if following is None:
