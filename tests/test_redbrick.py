@@ -145,3 +145,31 @@ def test_images_are_downloaded_when_a_writer_needs_them(tmp_path: Path, make_cas
     labelport.export(project, tmp_path / "local", ["rtstruct", "images-nifti"])
     for writer in ("rtstruct", "images-nifti"):
         _same_export(tmp_path / "local" / writer, tmp_path / "api" / writer)
+
+
+def test_active_time(served: tuple[Emulator, Path], tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from labelport.cli import cli
+
+    emulator, _ = served
+    entries = [{"taskId": f"t{n}", "user": {"userId": "u1", "email": f"user{n % 2}@example.com", "givenName": "U"},
+                "timeSpent": 1000 * n, "cycle": 1, "date": f"2025-03-0{1 + n % 9}T10:00:00Z"} for n in range(7)]
+
+    def handler(v: dict[str, Any]) -> dict[str, Any]:
+        chosen = [e for e in entries if v.get("taskId") in (None, e["taskId"])] if v["stageName"] == "Label" else []
+        start, size = int(v.get("after") or 0), 3
+        return {"taskActiveTime": {"entries": chosen[start:start + size],
+                                   "cursor": str(start + size) if start + size < len(chosen) else None}}
+
+    emulator.handlers["taskActiveTimeSDK"] = handler
+    records = list(_project(emulator, tmp_path).active_time("Label"))
+    assert records[3] == {"orgId": "org", "projectId": "project", "stageName": "Label", "taskId": "t3",
+                          "completedBy": "user1@example.com", "timeSpent": 3000,
+                          "completedAt": "2025-03-04T10:00:00Z", "cycle": 1}
+    assert [r["taskId"] for r in records] == [f"t{n}" for n in range(7)]  # three pages
+    result = CliRunner().invoke(cli, ["active-time", "redbrick:org/project", "--stage", "Label", "--task-id", "t5",
+                                      "--api-url", emulator.url], env={"REDBRICK_API_KEY": KEY})
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["timeSpent"] for line in result.output.splitlines()] == [5000]
+    assert list(_project(emulator, tmp_path).active_time("Review_1")) == []

@@ -179,6 +179,26 @@ def _summary(report: ExportReport, quiet: bool, debug: bool) -> None:
                err=not report.ok)
 
 
+@cli.command("active-time")
+@click.argument("project", metavar="redbrick:ORG_ID/PROJECT_ID")
+@click.option("--stage", required=True, metavar="NAME", help="The stage whose time is reported.")
+@click.option("--task-id", metavar="ID", help="Only this task.")
+@click.option("--api-url", envvar="REDBRICK_URL", metavar="URL", help="The GraphQL endpoint [env REDBRICK_URL].")
+@click.pass_context
+def active_time_command(ctx: click.Context, project: str, stage: str, task_id: str | None,
+                        api_url: str | None) -> None:
+    """Time spent per task and user in a stage of a RedBrick project, as NDJSON (RedBrick SDK records)."""
+    try:
+        source = _redbrick(project, api_url, None, {"task_ids": (), "stage": None, "only_ground_truth": False})
+        for record in source.active_time(stage, task_id):
+            click.echo(json.dumps(record))
+    except LabelportError as exc:
+        if ctx.obj["debug"]:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
 @cli.command("writers")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def writers_command(as_json: bool) -> None:

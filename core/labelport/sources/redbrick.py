@@ -44,6 +44,10 @@ QUERIES = {
                      f"{{ entries {{ {TASK_SHARD} }} cursor count }} }}",
     "taskSDK": "query taskSDK($orgId: UUID!, $projectId: UUID!, $taskId: UUID!) "
                f"{{ task(orgId: $orgId, projectId: $projectId, taskId: $taskId) {{ {TASK_SHARD} }} }}",
+    "taskActiveTimeSDK": "query taskActiveTimeSDK($orgId: UUID!, $projectId: UUID!, $stageName: String!, "
+                         "$taskId: UUID, $first: Int, $after: String) { taskActiveTime(orgId: $orgId, "
+                         "projectId: $projectId, stageName: $stageName, taskId: $taskId, first: $first, after: $after) "
+                         "{ entries { taskId user { userId email givenName } timeSpent cycle date } cursor } }",
     "presignItemsSDK": "query presignItemsSDK($orgId: UUID!, $storageId: UUID!, $items: [String]!) "
                        "{ presignItems(orgId: $orgId, storageId: $storageId, items: $items) }",
 }
@@ -224,6 +228,22 @@ class RedBrickProject(Source):
             self._ahead.clear()
         self._complete = not (self.filter.task_ids or self.filter.stage or self.filter.only_ground_truth
                               or self.since)
+
+    def active_time(self, stage: str, task_id: str | None = None) -> Iterator[dict[str, Any]]:
+        """Time spent on tasks in ``stage`` (optionally one task), as RedBrick's SDK reports it:
+        ``{orgId, projectId, stageName, taskId, completedBy, timeSpent (ms), completedAt, cycle}``."""
+        cursor = None
+        while True:
+            page = self._query("taskActiveTimeSDK", stageName=stage, taskId=task_id, first=PAGE_SIZE,
+                               after=cursor).get("taskActiveTime") or {}
+            for entry in page.get("entries") or []:
+                yield {"orgId": self.org_id, "projectId": self.project_id, "stageName": stage,
+                       "taskId": entry.get("taskId"), "completedBy": (entry.get("user") or {}).get("email"),
+                       "timeSpent": entry.get("timeSpent"), "completedAt": entry.get("date"),
+                       "cycle": entry.get("cycle")}
+            cursor = page.get("cursor")
+            if not cursor:
+                return
 
     def _select(self, shard: Mapping[str, Any]) -> bool:
         self._seen.add(str(shard.get("taskId")))
