@@ -18,6 +18,7 @@ from ._version import __version__
 from .errors import LabelportError, OptionError
 from .export import ExportReport, export
 from .plugins import Registry
+from .sources import REDBRICK_PREFIX, TaskFilter, redbrick_project
 
 __all__ = ["main"]
 
@@ -124,8 +125,8 @@ def export_command(
         options = _parse_opts(opts)
         filters: dict[str, Any] = {"task_ids": task_ids, "stage": stage, "only_ground_truth": only_ground_truth}
         target: Any = source
-        if source.startswith("redbrick:"):
-            target = _redbrick(source, api_url, since, filters)
+        if source.startswith(REDBRICK_PREFIX):
+            target = redbrick_project(source, url=api_url, since=since, task_filter=TaskFilter.of(**filters))
             filters = {}
         elif since or api_url:
             raise OptionError("--since and --api-url are for redbrick:ORG_ID/PROJECT_ID sources")
@@ -148,18 +149,6 @@ def export_command(
     _summary(report, quiet, debug)
     if not report.ok:
         sys.exit(1)
-
-
-def _redbrick(source: str, url: str | None, since: str | None, filters: dict[str, Any]) -> Any:
-    from .sources import TaskFilter
-    from .sources.redbrick import DEFAULT_URL, RedBrickProject
-
-    org, _, project = source.removeprefix("redbrick:").partition("/")
-    if not org or not project or "/" in project:
-        raise OptionError(f"expected redbrick:ORG_ID/PROJECT_ID, not {source!r}")
-    return RedBrickProject(org, project, url=url or DEFAULT_URL, since=since,
-                           task_filter=TaskFilter.of(filters["task_ids"], filters["stage"],
-                                                     filters["only_ground_truth"]))
 
 
 def _summary(report: ExportReport, quiet: bool, debug: bool) -> None:
@@ -189,7 +178,7 @@ def active_time_command(ctx: click.Context, project: str, stage: str, task_id: s
                         api_url: str | None) -> None:
     """Time spent per task and user in a stage of a RedBrick project, as NDJSON (RedBrick SDK records)."""
     try:
-        source = _redbrick(project, api_url, None, {"task_ids": (), "stage": None, "only_ground_truth": False})
+        source: Any = redbrick_project(project, url=api_url)
         for record in source.active_time(stage, task_id):
             click.echo(json.dumps(record))
     except LabelportError as exc:

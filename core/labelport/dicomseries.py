@@ -166,14 +166,6 @@ class Alignment:
                 out = np.flip(out, d)
         return out
 
-    def inverse(self, array: np.ndarray) -> np.ndarray:
-        """The opposite of :meth:`array`: a DICOM-ordered array in the label map's axis order (a view)."""
-        out = array
-        for d, flip in enumerate(self.flips):
-            if flip:
-                out = np.flip(out, d)
-        return np.transpose(out, np.argsort(self.axes))
-
     def box(self, box: Sequence[slice], label_shape: Sequence[int]) -> tuple[slice, slice, slice]:
         """A bounding box of the label array, in DICOM (i, j, k) order."""
         out = []

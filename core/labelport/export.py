@@ -137,9 +137,9 @@ def run_task(src: Source, ref: TaskRef, folder: str, chosen: Chosen, roots: Mapp
     try:
         task.check(unknown_labels=unknown_labels == "error")
         for s in task.series:
-            if unknown_labels == "warn" and s.unknown_values():
+            if unknown_labels == "warn" and (unknown := s.unknown_values()):
                 outcome.warnings.append(f"task {task.label!r}, series {s.name!r}: label values "
-                                        f"{s.unknown_values()} are not in the segmentMap (kept as stored)")
+                                        f"{unknown} are not in the segmentMap (kept as stored)")
     except Exception as exc:
         outcome.failures.append(_failure(exc, task.label, task.task_id, None))
         task.release()

@@ -24,10 +24,6 @@ class TasksJsonWriter:
         self._file: IO[str] | None = open(self._tmp, "w", encoding="utf-8")  # noqa: SIM115
         self.count = 0
 
-    def add(self, entry: Any) -> None:
-        """Append one task entry (raises TypeError/ValueError, writing nothing, if it is not JSON)."""
-        self.add_text(encode_entry(entry))
-
     def add_text(self, text: str) -> None:
         """Append one entry already encoded by :func:`encode_entry`."""
         assert self._file is not None, "tasks.json already closed"

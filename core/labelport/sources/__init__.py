@@ -10,7 +10,20 @@ from .local import LocalExport
 
 REDBRICK_PREFIX = "redbrick:"
 
-__all__ = ["LocalExport", "Source", "TaskFilter", "TaskRef", "open_source"]
+__all__ = ["LocalExport", "Source", "TaskFilter", "TaskRef", "open_source", "redbrick_project"]
+
+
+def redbrick_project(location: str, *, url: str | None = None, since: str | None = None,
+                     task_filter: TaskFilter | None = None) -> Source:
+    """The live project named ``redbrick:ORG_ID/PROJECT_ID``; ``url`` defaults to ``REDBRICK_URL``, else
+    RedBrick's endpoint."""
+    from .redbrick import DEFAULT_URL, RedBrickProject
+
+    org, _, project = location.removeprefix(REDBRICK_PREFIX).partition("/")
+    if not location.startswith(REDBRICK_PREFIX) or not org or not project or "/" in project:
+        raise SourceError(f"expected redbrick:ORG_ID/PROJECT_ID, not {location!r}")
+    return RedBrickProject(org, project, url=url or os.environ.get("REDBRICK_URL") or DEFAULT_URL, since=since,
+                           task_filter=task_filter)
 
 
 def open_source(
@@ -25,11 +38,5 @@ def open_source(
     if isinstance(location, Source):
         return location
     if isinstance(location, str) and location.startswith(REDBRICK_PREFIX):
-        from .redbrick import DEFAULT_URL, RedBrickProject
-
-        org, _, project = location.removeprefix(REDBRICK_PREFIX).partition("/")
-        if not org or not project or "/" in project:
-            raise SourceError(f"expected redbrick:ORG_ID/PROJECT_ID, not {location!r}")
-        return RedBrickProject(org, project, task_filter=task_filter,
-                               url=os.environ.get("REDBRICK_URL") or DEFAULT_URL)
+        return redbrick_project(location, task_filter=task_filter)
     return LocalExport(location, taxonomy=taxonomy, task_filter=task_filter)

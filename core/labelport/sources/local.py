@@ -84,20 +84,20 @@ class LocalExport(Source):
                                  + ", ".join(missing))
         return taxonomy
 
+    def _selected(self, record: Any) -> bool:
+        """Whether ``refs`` yields this record (a record that is not an object is yielded, to be reported)."""
+        return not isinstance(record, dict) or self.filter.accepts(record.get("taskId"),
+                                                                   record.get("currentStageName"))
+
     def refs(self) -> Iterator[TaskRef]:
-        self._seen_ids = set()
+        self._seen_ids = {str(r.get("taskId")) for r in self._records if isinstance(r, dict)}
         for index, record in enumerate(self._records):
-            if not isinstance(record, dict):
-                yield TaskRef(index, "", "", record)
-                continue
-            task_id, stage = record.get("taskId"), record.get("currentStageName")
-            self._seen_ids.add(str(task_id))
-            if self.filter.accepts(task_id, stage):
-                yield TaskRef(index, str(task_id or ""), str(record.get("name") or ""), record)
+            if self._selected(record):
+                fields = record if isinstance(record, dict) else {}
+                yield TaskRef(index, str(fields.get("taskId") or ""), str(fields.get("name") or ""), record)
 
     def count(self) -> int:
-        return sum(1 for r in self._records
-                   if not isinstance(r, dict) or self.filter.accepts(r.get("taskId"), r.get("currentStageName")))
+        return sum(1 for r in self._records if self._selected(r))
 
     def all_task_ids(self) -> set[str]:
         return set(self._seen_ids)
