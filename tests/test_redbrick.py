@@ -173,3 +173,85 @@ def test_active_time(served: tuple[Emulator, Path], tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert [json.loads(line)["timeSpent"] for line in result.output.splitlines()] == [5000]
     assert list(_project(emulator, tmp_path).active_time("Review_1")) == []
+
+
+def test_events(served: tuple[Emulator, Path], tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from labelport.cli import cli
+
+    emulator, _ = served
+    records = list(_project(emulator, tmp_path).events())
+    assert [r["taskName"] for r in records] == ["Patient 001", "Patient 002", "Patient 003", "Patient 004"]
+    day, tdid = "2025-03-01T", "10000000-0000-4000-8000-000000000001"
+    assert records[0] == {
+        "taskId": "00000000-0000-4000-8000-000000000001", "taskName": "Patient 001", "currentStageName": "END",
+        "events": [
+            {"eventType": "TASK_CREATED", "createdAt": f"{day}09:00:00.000000+00:00", "isGroundTruth": False,
+             "priority": 0.5, "createdBy": "API Key - ci-bot"},
+            {"eventType": "TASK_ASSIGNED", "createdAt": f"{day}09:05:00.000000+00:00",
+             "assignee": "annotator@example.com", "stage": "Label"},
+            {"eventType": "COMMENT_ADDED", "createdAt": f"{day}09:20:00.000000+00:00", "commentId": "c-01",
+             "commentText": "Check the left kidney", "createdBy": "annotator@example.com", "stage": "Label",
+             "isIssue": True, "issueResolved": False, "labelsId": tdid,
+             "replies": [{"commentId": "r-01", "commentText": "Done", "createdBy": "System", "stage": "Label",
+                          "isIssue": False, "issueResolved": False}]},
+            {"eventType": "TASK_SUBMITTED", "createdAt": f"{day}10:00:00.000000+00:00", "stage": "Label",
+             "updatedBy": "annotator@example.com", "timeSpentMs": 600000, "labelsId": tdid},
+            {"eventType": "TASK_ASSIGNED", "createdAt": f"{day}10:10:00.000000+00:00",
+             "assignee": "reviewer@example.com", "stage": "Review_1"},
+            {"eventType": "TASK_ACCEPTED", "createdAt": f"{day}10:30:00.000000+00:00", "stage": "Review_1",
+             "updatedBy": "reviewer@example.com", "timeSpentMs": 120000, "labelsId": tdid},
+        ]}
+    # the task still in review: its save was not its last event, so it is not reported
+    assert [e["eventType"] for e in records[2]["events"]] == [
+        "TASK_CREATED", "TASK_ASSIGNED", "COMMENT_ADDED", "TASK_SUBMITTED", "TASK_ASSIGNED"]
+    ground_truth = _project(emulator, tmp_path, task_filter=TaskFilter.of(only_ground_truth=True)).events()
+    assert [r["taskName"] for r in ground_truth] == ["Patient 001", "Patient 002", "Patient 004"]
+    since = _project(emulator, tmp_path, since="2025-03-02T12:00:00+00:00").events()
+    assert [r["taskName"] for r in since] == ["Patient 003", "Patient 004"]
+    env = {"REDBRICK_API_KEY": KEY}
+    result = CliRunner().invoke(cli, ["events", "redbrick:org/project", "--task-id", records[1]["taskId"],
+                                      "--api-url", emulator.url], env=env)
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line) for line in result.output.splitlines()] == [records[1]]
+    assert ("POST", "taskEventSDK") in emulator.requests
+
+
+def test_task_listing(served: tuple[Emulator, Path], tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from labelport.cli import cli
+
+    emulator, demo = served
+    project = _project(emulator, tmp_path)
+    listed = list(project.list_tasks())
+    assert [t["name"] for t in listed] == ["Patient 001", "Patient 002", "Patient 003", "Patient 004"]
+    source = json.loads((demo / "tasks.json").read_text())[2]
+    assert listed[2] == {
+        "taskId": source["taskId"], "name": "Patient 003", "createdAt": source["createdAt"],
+        "currentStageName": "Review_1", "storageId": source["storageId"], "updatedAt": source["updatedAt"],
+        "createdBy": "uploader@example.com", "priority": 0.5, "metaData": source["metaData"],
+        "series": [{k: s[k] for k in ("name", "metaData", "imageHeaders") if k in s} for s in source["series"]],
+        "assignees": [{"user": "reviewer@example.com", "status": "IN_PROGRESS",
+                       "assignedAt": source["updatedAt"]}]}
+    assert listed[0]["assignees"] == [{"user": "annotator@example.com", "status": "COMPLETED",
+                                       "assignedAt": "2025-03-01T10:30:00.000000+00:00",
+                                       "completedAt": "2025-03-01T10:30:00.000000+00:00", "timeSpentMs": 600000}]
+    assert [t["name"] for t in project.list_tasks("GROUNDTRUTH")] == ["Patient 001", "Patient 002", "Patient 004"]
+    assert [t["name"] for t in project.list_tasks("COMPLETED", limit=2)] == ["Patient 001", "Patient 002"]
+    assert [t["name"] for t in project.list_tasks(stage="Review_1")] == ["Patient 003"]
+    assert [t["name"] for t in project.list_tasks(user_id="u-reviewer")] == ["Patient 003"]
+    assert [t["name"] for t in project.list_tasks(name="Patient 00")] == [t["name"] for t in listed]
+    assert list(project.list_tasks(name="Patient 00", exact_match=True)) == []
+    assert list(project.list_tasks("UNASSIGNED")) == []
+    with pytest.raises(SourceError, match="unknown search 'LATER'"):
+        list(project.list_tasks("LATER"))
+    result = CliRunner().invoke(cli, ["tasks", "redbrick:org/project", "--search", "groundtruth", "--name",
+                                      "Patient 004", "--exact", "--api-url", emulator.url],
+                                env={"REDBRICK_API_KEY": KEY})
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["name"] for line in result.output.splitlines()] == ["Patient 004"]
+    bad = CliRunner().invoke(cli, ["tasks", "redbrick:org/project", "--api-url", emulator.url],
+                             env={"REDBRICK_API_KEY": "z" * 43})
+    assert bad.exit_code == 1 and bad.output.startswith("error: the RedBrick API refused the API key")

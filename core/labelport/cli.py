@@ -19,6 +19,7 @@ from .errors import LabelportError, OptionError
 from .export import ExportReport, export
 from .plugins import Registry
 from .sources import REDBRICK_PREFIX, TaskFilter, redbrick_project
+from .sources.audit import SEARCHES
 
 __all__ = ["main"]
 
@@ -168,24 +169,71 @@ def _summary(report: ExportReport, quiet: bool, debug: bool) -> None:
                err=not report.ok)
 
 
-@cli.command("active-time")
-@click.argument("project", metavar="redbrick:ORG_ID/PROJECT_ID")
-@click.option("--stage", required=True, metavar="NAME", help="The stage whose time is reported.")
-@click.option("--task-id", metavar="ID", help="Only this task.")
-@click.option("--api-url", envvar="REDBRICK_URL", metavar="URL", help="The GraphQL endpoint [env REDBRICK_URL].")
-@click.pass_context
-def active_time_command(ctx: click.Context, project: str, stage: str, task_id: str | None,
-                        api_url: str | None) -> None:
-    """Time spent per task and user in a stage of a RedBrick project, as NDJSON (RedBrick SDK records)."""
+def _print_records(ctx: click.Context, records: Any) -> None:
+    """Print records as NDJSON, one line each; a LabelportError ends the command with one line and code 1."""
     try:
-        source: Any = redbrick_project(project, url=api_url)
-        for record in source.active_time(stage, task_id):
+        for record in records():
             click.echo(json.dumps(record))
     except LabelportError as exc:
         if ctx.obj["debug"]:
             raise
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+
+
+_project_argument = click.argument("project", metavar="redbrick:ORG_ID/PROJECT_ID")
+_api_url_option = click.option("--api-url", envvar="REDBRICK_URL", metavar="URL",
+                               help="The GraphQL endpoint [env REDBRICK_URL].")
+
+
+@cli.command("active-time")
+@_project_argument
+@click.option("--stage", required=True, metavar="NAME", help="The stage whose time is reported.")
+@click.option("--task-id", metavar="ID", help="Only this task.")
+@_api_url_option
+@click.pass_context
+def active_time_command(ctx: click.Context, project: str, stage: str, task_id: str | None,
+                        api_url: str | None) -> None:
+    """Time spent per task and user in a stage of a RedBrick project, as NDJSON (RedBrick SDK records)."""
+    _print_records(ctx, lambda: redbrick_project(project, url=api_url).active_time(stage, task_id))
+
+
+@cli.command("events")
+@_project_argument
+@click.option("--task-id", "task_ids", multiple=True, metavar="ID", help="Only this task (repeatable).")
+@click.option("--only-ground-truth", is_flag=True, help="Only tasks in the END stage.")
+@click.option("--since", metavar="TIME", help="Only tasks updated after this ISO time.")
+@_api_url_option
+@click.pass_context
+def events_command(ctx: click.Context, project: str, task_ids: tuple[str, ...], only_ground_truth: bool,
+                   since: str | None, api_url: str | None) -> None:
+    """The audit trail of a RedBrick project: one NDJSON record per task, {taskId, taskName,
+    currentStageName, events}, as RedBrick's SDK reports it."""
+    task_filter = TaskFilter.of(task_ids, only_ground_truth=only_ground_truth)
+    _print_records(ctx, lambda: redbrick_project(project, url=api_url, since=since,
+                                                 task_filter=task_filter).events())
+
+
+@cli.command("tasks")
+@_project_argument
+@click.option("--search", type=click.Choice(SEARCHES, case_sensitive=False), default="ALL", show_default=True,
+              help="Which tasks, as RedBrick's SDK names the task lists.")
+@click.option("--stage", metavar="NAME", help="Only tasks in this stage.")
+@click.option("--name", metavar="TEXT", help="Task names containing TEXT.")
+@click.option("--exact", is_flag=True, help="With --name: the whole name only.")
+@click.option("--user-id", metavar="ID", help="Only tasks assigned to this user.")
+@click.option("--completed-from", metavar="TIME", help="With --search COMPLETED: completed at or after TIME.")
+@click.option("--completed-to", metavar="TIME", help="With --search COMPLETED: completed before TIME.")
+@click.option("--limit", type=click.IntRange(min=0), help="At most this many tasks.")
+@_api_url_option
+@click.pass_context
+def tasks_command(ctx: click.Context, project: str, search: str, stage: str | None, name: str | None, exact: bool,
+                  user_id: str | None, completed_from: str | None, completed_to: str | None, limit: int | None,
+                  api_url: str | None) -> None:
+    """List the tasks of a RedBrick project as NDJSON (RedBrick SDK listing records)."""
+    _print_records(ctx, lambda: redbrick_project(project, url=api_url).list_tasks(
+        search.upper(), stage=stage, name=name, exact_match=exact, user_id=user_id,
+        completed_at=(completed_from, completed_to), limit=limit))
 
 
 @cli.command("writers")

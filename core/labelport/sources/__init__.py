@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from ..errors import SourceError
 from .base import Source, TaskFilter, TaskRef
 from .local import LocalExport
+
+if TYPE_CHECKING:
+    from .redbrick import RedBrickProject
 
 REDBRICK_PREFIX = "redbrick:"
 
@@ -14,7 +18,7 @@ __all__ = ["LocalExport", "Source", "TaskFilter", "TaskRef", "open_source", "red
 
 
 def redbrick_project(location: str, *, url: str | None = None, since: str | None = None,
-                     task_filter: TaskFilter | None = None) -> Source:
+                     task_filter: TaskFilter | None = None) -> RedBrickProject:
     """The live project named ``redbrick:ORG_ID/PROJECT_ID``; ``url`` defaults to ``REDBRICK_URL``, else
     RedBrick's endpoint."""
     from .redbrick import DEFAULT_URL, RedBrickProject

@@ -20,7 +20,9 @@ from typing import Any
 from ..errors import SourceError
 from ..model import LabelVolume, Task
 from ..paths import safe_name
+from .audit import search_filters, task_entry, task_events
 from .base import Source, TaskFilter, TaskRef
+from .rawlabels import attributes, series_fields, task_classification
 from .records import task_from_record
 from .taxonomy import parse_taxonomy
 from .transport import RetryPolicy, Transport
@@ -30,11 +32,35 @@ __all__ = ["DEFAULT_URL", "RedBrickProject", "api_key", "record_from_shard"]
 DEFAULT_URL = "https://api.redbrickai.com/graphql/"
 PAGE_SIZE = 50
 
-TASK_SHARD = """taskId currentStageName priority currentStageSubTask { state }
- datapoint { name items createdAt createdByEntity { email } metaData
-   seriesInfo { name itemsIndices metaData imageHeaders } storageMethod { storageId } }
- latestTaskData { tdId createdAt createdByEntity { email } labelsData
-   labelsStorage { storageId } labelsMap { seriesIndex labelName } }"""
+_LABELS = "tdId createdAt createdByEntity { email } labelsData"
+TASK_SHARD = f"""taskId currentStageName priority
+ currentStageSubTask(consensus: true) {{ state ... on LabelingTask {{ overallConsensusScore
+   assignedTo {{ email }} taskData {{ {_LABELS} }} subTasks {{ state assignedTo {{ email }} taskData {{ {_LABELS} }} }}
+   consensusInfo {{ user {{ email }} taskData {{ {_LABELS} }} scores {{ user {{ email }} score }} }} }} }}
+ datapoint {{ name items createdAt createdByEntity {{ email }} metaData attributes
+   seriesInfo {{ name itemsIndices metaData imageHeaders }} storageMethod {{ storageId }}
+   heatMaps {{ seriesIndex name item preset dataRange opacityPoints opacityPoints3d rgbPoints }}
+   transforms {{ seriesIndex transform }} }}
+ latestTaskData {{ {_LABELS} labelsStorage {{ storageId }} labelsMap {{ seriesIndex labelName }} }}"""
+_USER = "userId email"
+EVENTS = f"""taskId currentStageName datapoint {{ name }} genericEvents {{ __typename
+ ... on TaskEvent {{ createdAt taskData {{ tdId createdBy }}
+   createEvent {{ currentStageName isGroundTruth priority }}
+   inputEvent {{ currentStageName overallConsensusScore priority
+     consensusInfo {{ user {{ {_USER} }} taskData {{ tdId }} scores {{ user {{ {_USER} }} score }} }} }}
+   outputEvent {{ currentStageName outputBool nextStageName timeSpentMs
+     consensusInfo {{ user {{ {_USER} }} taskData {{ tdId }} }} }} }}
+ ... on Comment {{ createdAt commentId textVal createdBy {{ {_USER} }} stageName issueComment issueResolved
+   labelEntityLabelId taskData {{ tdId }} pin {{ pinId pointX pointY pointZ frameIndex volumeIndex }}
+   replies {{ createdAt commentId textVal createdBy {{ {_USER} }} stageName issueComment issueResolved }} }}
+ ... on TaskStateChanges {{ createdAt statusBefore statusAfter assignedToBefore assignedToAfter stageNameAfter
+   reviewResultBefore reviewResultAfter consensusAssigneesBefore consensusAssigneesAfter
+   consensusStatusesBefore consensusStatusesAfter }} }}"""
+_SUB_TASK = f"state assignedTo {{ {_USER} }} assignedAt progressSavedAt completedAt completionTimeMs"
+LISTING = f"""taskId currentStageName priority updatedAt
+ datapoint {{ name createdAt createdByEntity {{ {_USER} }} metaData seriesInfo {{ name metaData imageHeaders }}
+   storageMethod {{ storageId }} }}
+ currentStageSubTask(consensus: true) {{ {_SUB_TASK} ... on LabelingTask {{ subTasks {{ {_SUB_TASK} }} }} }}"""
 QUERIES = {
     "getTaxonomySDK": "query getTaxonomySDK($orgId: UUID!, $projectId: UUID!) "
                       "{ project(orgId: $orgId, projectId: $projectId) { taxonomy { name objectTypes } } }",
@@ -48,6 +74,19 @@ QUERIES = {
                          "$taskId: UUID, $first: Int, $after: String) { taskActiveTime(orgId: $orgId, "
                          "projectId: $projectId, stageName: $stageName, taskId: $taskId, first: $first, after: $after) "
                          "{ entries { taskId user { userId email givenName } timeSpent cycle date } cursor } }",
+    "taskEventsSDK": "query taskEventsSDK($orgId: UUID!, $projectId: UUID!, $stageName: String, "
+                     "$cacheTime: DateTime, $first: Int, $after: String) { tasksPaged(orgId: $orgId, "
+                     "projectId: $projectId, stageName: $stageName, cacheTime: $cacheTime, first: $first, "
+                     f"after: $after) {{ entries {{ {EVENTS} }} cursor }} }}",
+    "taskEventSDK": "query taskEventSDK($orgId: UUID!, $projectId: UUID!, $taskId: UUID!) "
+                    f"{{ task(orgId: $orgId, projectId: $projectId, taskId: $taskId) {{ {EVENTS} }} }}",
+    "tasksListSDK": "query tasksListSDK($orgId: UUID!, $projectId: UUID!, $stageName: String, $taskSearch: String, "
+                    "$manualLabelingFilters: TasksFilter, $first: Int, $after: String) { genericTasks(orgId: $orgId, "
+                    "projectId: $projectId, stageName: $stageName, taskSearch: $taskSearch, "
+                    "manualLabelingFilters: $manualLabelingFilters, first: $first, after: $after) "
+                    f"{{ entries {{ {LISTING} }} cursor }} }}",
+    "membersSDK": "query membersSDK($orgId: UUID!) { members(orgId: $orgId, onlyActive: false) "
+                  "{ user { userId email givenName familyName } } }",
     "presignItemsSDK": "query presignItemsSDK($orgId: UUID!, $storageId: UUID!, $items: [String]!) "
                        "{ presignItems(orgId: $orgId, storageId: $storageId, items: $items) }",
 }
@@ -69,86 +108,101 @@ def api_key() -> str:
     return found.group(1)
 
 
-def _attributes(raw: Any) -> dict[str, Any]:
-    """RedBrick's [{name, value}] attribute list as {name: value} ("true"/"false" strings become booleans)."""
-    out: dict[str, Any] = {}
-    for item in raw or []:
-        if isinstance(item, Mapping) and "name" in item:
-            value = item.get("value")
-            out[str(item["name"])] = {"true": True, "false": False}.get(value, value) \
-                if isinstance(value, str) else value
+def _series_record(labels: list[Any], info: Mapping[str, Any], index: int, items: list[Any],
+                   segmentation: str | None) -> dict[str, Any]:
+    """A series of a tasks.json task: name, items, headers, its label map (``segmentation``, a local path)
+    with the segmentMap, then its other labels."""
+    indices = list(info.get("itemsIndices") or [])
+    series: dict[str, Any] = {"name": info.get("name") or "", "items": [items[i] for i in indices]}
+    for key in ("metaData", "imageHeaders"):
+        if info.get(key):
+            series[key] = json.loads(info[key]) if isinstance(info[key], str) else info[key]
+    segment_map, fields = series_fields(labels, index, series["items"], indices)
+    if segmentation is not None:
+        series.update(segmentations=segmentation, segmentMap=segment_map, binaryMask=False, semanticMask=False,
+                      pngMask=False)
+    elif segment_map:
+        series["segmentMap"] = segment_map
+    series.update(fields)
+    return series
+
+
+def _consensus(sub_task: Mapping[str, Any], series_info: list[Any], items: list[Any]) -> dict[str, Any]:
+    """``consensus``, ``consensusScore`` and ``consensusTasks`` (each annotator's labels, without label map
+    files) of a task in a consensus stage; empty for other tasks."""
+    scored = sub_task.get("consensusInfo") or []
+    annotators = scored if len(scored) > 1 else [sub_task, *(sub_task.get("subTasks") or [])]
+    if len(annotators) < 2:
+        return {}
+    out: dict[str, Any] = {"consensus": True}
+    score = sub_task.get("overallConsensusScore")
+    if len(scored) > 1 and isinstance(score, (int, float)) and score >= 0:
+        out["consensusScore"] = score * 100
+    tasks = []
+    for entry in annotators:
+        data = entry.get("taskData") or {}
+        labels = json.loads(data.get("labelsData") or "[]")
+        user = (entry.get("user") or entry.get("assignedTo") or {}).get("email")
+        task: dict[str, Any] = {"series": [
+            {k: v for k, v in _series_record(labels, info, i, items, None).items()
+             if k not in ("items", "metaData", "imageHeaders")} for i, info in enumerate(series_info)]}
+        fields = {"status": entry.get("state"), "updatedBy": user, "updatedAt": data.get("createdAt"),
+                  "labelsId": data.get("tdId"), "classification": task_classification(labels)}
+        task.update({k: v for k, v in fields.items() if v not in (None, "")})
+        if "scores" in entry:
+            task["scores"] = [{"secondaryUser": (s.get("user") or {}).get("email"),
+                               "score": (s.get("score") or 0) * 100} for s in entry.get("scores") or []]
+        tasks.append(task)
+    out["consensusTasks"] = tasks
     return out
-
-
-def _label_props(label: Mapping[str, Any]) -> dict[str, Any]:
-    props: dict[str, Any] = {"id": label.get("labelid"), "category": label.get("category")}
-    attributes = _attributes(label.get("attributes"))
-    if attributes:
-        props["attributes"] = attributes
-    return props
 
 
 def record_from_shard(shard: Mapping[str, Any], segmentations: Mapping[int, str]) -> dict[str, Any]:
     """A task record as a RedBrick export's tasks.json holds it, from the API's task object and the local
-    paths of its downloaded label maps (by series index). Fields are emitted only when they have a value."""
+    paths of its downloaded label maps (by series index). Fields are emitted only when they have a value.
+
+    In a consensus stage the series hold the task's current (final) labels, and ``consensusTasks`` each
+    annotator's labels and scores (their segmentMaps, without label map files)."""
     datapoint = shard.get("datapoint") or {}
     latest = shard.get("latestTaskData") or {}
     labels = json.loads(latest.get("labelsData") or "[]")
     items = datapoint.get("items") or []
+    info_list = datapoint.get("seriesInfo") or [{"itemsIndices": list(range(len(items)))}]
     record: dict[str, Any] = {"taskId": shard["taskId"], "name": datapoint.get("name") or "", "series": []}
-    task_classification = next((lab for lab in labels if lab.get("studyclassify")), None)
-    for index, info in enumerate(datapoint.get("seriesInfo") or []):
-        series: dict[str, Any] = {"name": info.get("name") or ""}
-        series["items"] = [items[i] for i in info.get("itemsIndices") or []]
-        for key in ("metaData", "imageHeaders"):
-            if info.get(key):
-                series[key] = info[key]
-        own = [lab for lab in labels if lab.get("volumeindex") == index]
-        if index in segmentations:
-            series["segmentations"] = segmentations[index]
-            seg_map = {}
-            for lab in own:
-                dicom = lab.get("dicom")
-                if isinstance(dicom, Mapping) and dicom.get("instanceid") is not None:
-                    entry = _label_props(lab)
-                    if dicom.get("groupids"):
-                        entry["overlappingGroups"] = list(dicom["groupids"])
-                    seg_map[str(dicom["instanceid"])] = entry
-            series["segmentMap"] = seg_map
-            series.update(binaryMask=False, semanticMask=False, pngMask=False)
-        vectors: dict[str, list[Any]] = {}
-        for lab in own:
-            props = {k: v for k, v in _label_props(lab).items() if k != "category"}
-            if lab.get("seriesclassify"):
-                vectors.setdefault("classifications", []).append(props)
-            elif lab.get("length3d"):
-                m = lab["length3d"]
-                vectors.setdefault("measurements", []).append(
-                    {"type": "length", "point1": m.get("point1"), "point2": m.get("point2"), "normal": m.get("normal"),
-                     **({"length": m["computedlength"]} if m.get("computedlength") is not None else {}),
-                     **_label_props(lab)})
-            elif lab.get("point3d"):
-                p = lab["point3d"]
-                vectors.setdefault("landmarks3d", []).append(
-                    {"point": {"i": p.get("pointx"), "j": p.get("pointy"), "k": p.get("pointz")}, **_label_props(lab)})
-            elif lab.get("cuboid"):
-                c = lab["cuboid"]
-                vectors.setdefault("cuboids", []).append(
-                    {"point1": c.get("point1"), "point2": c.get("point2"), **_label_props(lab)})
-        series.update(vectors)
+    for index, info in enumerate(info_list):
+        series = _series_record(labels, info, index, items, segmentations.get(index))
+        for key, field in (("heatMaps", "heatMaps"), ("transforms", "transforms")):
+            own = [_series_extra(key, e) for e in datapoint.get(key) or [] if e.get("seriesIndex") == index]
+            if own:
+                series[field] = own
         record["series"].append(series)
+    sub_task = shard.get("currentStageSubTask") or {}
+    consensus = _consensus(sub_task, info_list, items)
+    metadata = datapoint.get("metaData")
+    point_attrs = datapoint.get("attributes")
     fields = {
         "labelsId": latest.get("tdId"), "currentStageName": shard.get("currentStageName"),
-        "status": (shard.get("currentStageSubTask") or {}).get("state"), "priority": shard.get("priority"),
+        "status": None if consensus else sub_task.get("state"), "priority": shard.get("priority"),
         "createdBy": (datapoint.get("createdByEntity") or {}).get("email"), "createdAt": datapoint.get("createdAt"),
         "storageId": (datapoint.get("storageMethod") or {}).get("storageId"),
         "updatedBy": (latest.get("createdByEntity") or {}).get("email"), "updatedAt": latest.get("createdAt"),
-        "metaData": datapoint.get("metaData"),
-        "classification": {k: v for k, v in _label_props(task_classification).items() if k != "category"}
-        if task_classification else None,
+        "metaData": json.loads(metadata) if isinstance(metadata, str) else metadata,
+        "classification": task_classification(labels),
+        "datapointClassification": {"attributes": attributes(json.loads(point_attrs) if isinstance(
+            point_attrs, str) else point_attrs)} if point_attrs else None,
     }
     record.update({k: v for k, v in fields.items() if v not in (None, "", {}, [])})
+    record.update(consensus)
     return record
+
+
+def _series_extra(key: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A heat map or linear transform of a series, as tasks.json holds it."""
+    if key == "transforms":
+        flat = list(entry.get("transform") or [])
+        return {"transform": [flat[i:i + 4] for i in range(0, len(flat), 4)]}
+    return {k: entry[k] for k in ("name", "item", "preset", "dataRange", "opacityPoints", "opacityPoints3d",
+                                  "rgbPoints") if k in ("name", "item") or entry.get(k)}
 
 
 class RedBrickProject(Source):
@@ -173,6 +227,7 @@ class RedBrickProject(Source):
         self.lookahead = lookahead
         self._ahead: dict[str, Any] = {}  # task id -> future of its downloads, while refs() runs
         self._seen: set[str] = set()
+        self._users: dict[str, str] | None = None
         self._complete = False
         data = self._query("getTaxonomySDK")
         taxonomy = ((data.get("project") or {}).get("taxonomy")) or {}
@@ -229,21 +284,68 @@ class RedBrickProject(Source):
         self._complete = not (self.filter.task_ids or self.filter.stage or self.filter.only_ground_truth
                               or self.since)
 
-    def active_time(self, stage: str, task_id: str | None = None) -> Iterator[dict[str, Any]]:
-        """Time spent on tasks in ``stage`` (optionally one task), as RedBrick's SDK reports it:
-        ``{orgId, projectId, stageName, taskId, completedBy, timeSpent (ms), completedAt, cycle}``."""
+    def _paged(self, operation: str, field: str, **variables: Any) -> Iterator[dict[str, Any]]:
+        """Every entry of a paged query, page after page."""
         cursor = None
         while True:
-            page = self._query("taskActiveTimeSDK", stageName=stage, taskId=task_id, first=PAGE_SIZE,
-                               after=cursor).get("taskActiveTime") or {}
-            for entry in page.get("entries") or []:
-                yield {"orgId": self.org_id, "projectId": self.project_id, "stageName": stage,
-                       "taskId": entry.get("taskId"), "completedBy": (entry.get("user") or {}).get("email"),
-                       "timeSpent": entry.get("timeSpent"), "completedAt": entry.get("date"),
-                       "cycle": entry.get("cycle")}
+            page = self._query(operation, **variables, first=PAGE_SIZE, after=cursor).get(field) or {}
+            yield from page.get("entries") or []
             cursor = page.get("cursor")
             if not cursor:
                 return
+
+    def users(self) -> dict[str, str]:
+        """The organisation's members and API keys: user id -> e-mail (or name, for an API key)."""
+        if self._users is None:
+            members = self.transport.graphql("membersSDK", QUERIES["membersSDK"], {"orgId": self.org_id})
+            self._users = {}
+            for member in members.get("members") or []:
+                user = member.get("user") or {}
+                if user.get("userId"):
+                    self._users[str(user["userId"])] = str(user.get("email") or user.get("givenName") or "")
+        return self._users
+
+    def active_time(self, stage: str, task_id: str | None = None) -> Iterator[dict[str, Any]]:
+        """Time spent on tasks in ``stage`` (optionally one task), as RedBrick's SDK reports it:
+        ``{orgId, projectId, stageName, taskId, completedBy, timeSpent (ms), completedAt, cycle}``."""
+        for entry in self._paged("taskActiveTimeSDK", "taskActiveTime", stageName=stage, taskId=task_id):
+            yield {"orgId": self.org_id, "projectId": self.project_id, "stageName": stage,
+                   "taskId": entry.get("taskId"), "completedBy": (entry.get("user") or {}).get("email"),
+                   "timeSpent": entry.get("timeSpent"), "completedAt": entry.get("date"), "cycle": entry.get("cycle")}
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        """The audit trail of the selected tasks (the project's task filter and ``since``), one record per
+        task: ``{taskId, taskName, currentStageName, events: [{eventType, createdAt, ...}]}``."""
+        users = self.users()
+        if self.filter.task_ids:
+            tasks: Iterator[Any] = (self._query("taskEventSDK", taskId=t).get("task")
+                                    for t in sorted(self.filter.task_ids))
+        else:
+            stage = "END" if self.filter.only_ground_truth else self.filter.stage
+            tasks = self._paged("taskEventsSDK", "tasksPaged", stageName=stage, cacheTime=self.since)
+        for task in tasks:
+            if task and self.filter.accepts(task.get("taskId"), task.get("currentStageName")):
+                yield task_events(task, users)
+
+    def list_tasks(self, search: str = "ALL", *, stage: str | None = None, name: str | None = None,
+                   exact_match: bool = False, user_id: str | None = None, completed_at: tuple[str | None,
+                   str | None] = (None, None), limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """Tasks of the project, as RedBrick's SDK lists them (see :func:`labelport.sources.audit.task_entry`).
+        ``search`` is one of :data:`~labelport.sources.audit.SEARCHES`; ``name`` searches task names
+        (``exact_match`` for the whole name only); ``user_id`` narrows to one assignee; ``completed_at`` bounds
+        a ``COMPLETED`` search."""
+        try:
+            stage_for_search, filters = search_filters(search, user_id, *completed_at)
+        except ValueError as exc:
+            raise SourceError(str(exc)) from None
+        task_search = f'"{name}"' if name and exact_match else name
+        users = self.users()
+        entries = self._paged("tasksListSDK", "genericTasks", stageName=stage_for_search or stage,
+                              taskSearch=task_search, manualLabelingFilters=filters)
+        for count, entry in enumerate(entries):
+            if limit is not None and count >= limit:
+                return
+            yield task_entry(entry, users)
 
     def _select(self, shard: Mapping[str, Any]) -> bool:
         self._seen.add(str(shard.get("taskId")))
