@@ -75,14 +75,21 @@ def default_color(class_id: int) -> RGB:
     return (round(r * 255), round(g * 255), round(b * 255))
 
 
+Code = tuple[str, str, str]
+
+
 @dataclass(frozen=True)
 class Category:
-    """A taxonomy class: ``class_id`` counts from 0 (RedBrick's classId); semantic maps store class_id + 1."""
+    """A taxonomy class: ``class_id`` counts from 0 (RedBrick's classId); semantic maps store class_id + 1.
+    ``codes`` are the optional coded concepts of the class, ``(property category, property type)``, each as
+    ``(code value, coding scheme, meaning)`` (from an objectType's ``segmentedPropertyCategory`` and
+    ``segmentedPropertyType``, in dcmqi's ``CodeValue``/``CodingSchemeDesignator``/``CodeMeaning`` form)."""
 
     name: str
     class_id: int
     color: RGB
     attributes: tuple[Mapping[str, Any], ...] = ()
+    codes: tuple[Code, Code] | None = None
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ BUILTIN_PLUGINS = (
     "labelport_writers.png",
     "labelport_writers.mhd",
     "labelport_writers.rtstruct",
+    "labelport_writers.dicomseg",
     "labelport_writers.images",
 )
 

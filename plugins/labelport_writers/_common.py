@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -67,3 +68,66 @@ def replace_masks(record: dict[str, Any], segmentations: str | list[str], segmen
     record["segmentations"] = segmentations
     record["segmentMap"] = segment_map
     record.update({"binaryMask": False, "semanticMask": False, "pngMask": False, **flags})
+
+
+def image_files(task: labelport.Task, series: labelport.Series, folder: str | None, writer: str) -> list[str]:
+    """The DICOM files of a series: its images in the export, else ``<folder>/<task>/<series>/`` (the writer's
+    ``images`` option; the task and series may be named as they are or as safe file names)."""
+    if series.image_files:
+        return series.image_files
+    if folder:
+        for task_name in (task.name, labelport.safe_name(task.name, task.task_id)):
+            for series_name in (series.name, labelport.safe_name(series.name, chr(65 + series.index))):
+                path = os.path.join(folder, task_name, series_name)
+                if os.path.isdir(path):
+                    return sorted(os.path.join(path, f) for f in os.listdir(path)
+                                  if os.path.isfile(os.path.join(path, f)))
+    raise labelport.WriterError("no DICOM images for this series: export with images, or name a folder with "
+                                f"--opt {writer}.images=DIR (laid out DIR/<task>/<series>/)")
+
+
+def aligned_mask(views: labelport.LabelViews, instance_ids: list[int], align: labelport.Alignment
+                 ) -> tuple[tuple[slice, slice, slice], Any] | None:
+    """The union of some instances' masks (overlap groups included) on the image grid: (box in image
+    (column, row, slice) indices, boolean mask of that box), or None when they have no voxels."""
+    import numpy as np
+
+    parts = [f for f in (views.instance_mask(n) for n in instance_ids) if f is not None]
+    if not parts:
+        return None
+    shape = views.array.shape
+    boxes = [align.box(box, shape) for box, _ in parts]
+    bi, bj, bk = (slice(min(b[a].start for b in boxes), max(b[a].stop for b in boxes)) for a in range(3))
+    mask = np.zeros((bi.stop - bi.start, bj.stop - bj.start, bk.stop - bk.start), dtype=bool)
+    for (_, inside), dbox in zip(parts, boxes):
+        local = tuple(slice(s.start - o.start, s.stop - o.start) for s, o in zip(dbox, (bi, bj, bk)))
+        mask[local] |= align.array(inside)
+    return (bi, bj, bk), mask
+
+
+_MAX_LENGTH = {"AE": 16, "AS": 4, "CS": 16, "DA": 8, "DS": 16, "IS": 12, "LO": 64, "LT": 10240, "PN": 64, "SH": 16,
+               "ST": 1024, "TM": 16, "UI": 64}
+
+
+def fitted(keyword: str, value: Any) -> Any:
+    """An attribute value copied from the images, cut to the length its VR allows: real series carry longer
+    values (a 17-character StudyID), and a verbatim copy would make our file invalid."""
+    from pydicom.datadict import dictionary_VR
+
+    limit = _MAX_LENGTH.get(dictionary_VR(keyword))
+    if limit and isinstance(value, str) and len(value) > limit:
+        return value[:limit]
+    return value
+
+
+UID_ROOT = "1.2.826.0.1.3680043.10.1429."  # prefix of the UIDs labelport generates
+
+
+def frame_of_reference(dicom: labelport.DicomSeries) -> str:
+    """The series' Frame of Reference UID; images without one get a stable UID derived from their study and
+    series (the same for every writer, so an RT Struct and a SEG of the series agree)."""
+    from pydicom.uid import generate_uid
+
+    head = dicom.header
+    return dicom.frame_of_reference_uid or str(generate_uid(
+        UID_ROOT, entropy_srcs=[str(head.StudyInstanceUID), str(head.SeriesInstanceUID), "frame"]))

@@ -14,20 +14,24 @@ dates derive from the task (its id, labels id and last update), so the same inpu
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import labelport
 
-from ._common import instance_entry, labelled, replace_masks
-
-if TYPE_CHECKING:
-    pass
+from ._common import (
+    UID_ROOT,
+    aligned_mask,
+    fitted,
+    frame_of_reference,
+    image_files,
+    instance_entry,
+    labelled,
+    replace_masks,
+)
 
 RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
-_UID_ROOT = "1.2.826.0.1.3680043.10.1429."  # prefix for generated UIDs
 _PATIENT = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex")
 _STUDY = ("StudyInstanceUID", "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber")
 # copied only when the images have them, so that patient and study agree across the files (dcentvfy)
@@ -35,8 +39,6 @@ _OPTIONAL = ("IssuerOfPatientID", "OtherPatientIDs", "EthnicGroup", "PatientComm
              "DeidentificationMethod", "DeidentificationMethodCodeSequence", "StudyDescription", "PhysiciansOfRecord",
              "NameOfPhysiciansReadingStudy", "AdmittingDiagnosesDescription", "PatientAge", "PatientSize",
              "PatientWeight", "Occupation", "AdditionalPatientHistory")
-_MAX_LENGTH = {"AE": 16, "AS": 4, "CS": 16, "DA": 8, "DS": 16, "IS": 12, "LO": 64, "LT": 10240, "PN": 64, "SH": 16,
-               "ST": 1024, "TM": 16, "UI": 64}
 
 
 @dataclass(frozen=True)
@@ -55,20 +57,6 @@ class _Roi:
     color: tuple[int, int, int]
     instance_ids: list[int]
     segments: list[labelport.Segment]
-
-
-def _image_files(task: labelport.Task, series: labelport.Series, folder: str | None) -> list[str]:
-    if series.image_files:
-        return series.image_files
-    if folder:
-        for task_name in (task.name, labelport.safe_name(task.name, task.task_id)):
-            for series_name in (series.name, labelport.safe_name(series.name, chr(65 + series.index))):
-                path = os.path.join(folder, task_name, series_name)
-                if os.path.isdir(path):
-                    return sorted(os.path.join(path, f) for f in os.listdir(path)
-                                  if os.path.isfile(os.path.join(path, f)))
-    raise labelport.WriterError("no DICOM images for this series: export with images, or name a folder with "
-                                "--opt rtstruct.images=DIR (laid out DIR/<task>/<series>/)")
 
 
 def _rois(series: labelport.Series, per: str) -> list[_Roi]:
@@ -95,17 +83,10 @@ def _contours(views: labelport.LabelViews, roi: _Roi, align: labelport.Alignment
     import numpy as np
 
     out: list[tuple[int, str, int]] = []
-    found = [views.instance_mask(n) for n in roi.instance_ids]
-    parts = [f for f in found if f is not None]
-    if not parts:
+    crop = aligned_mask(views, roi.instance_ids, align)
+    if crop is None:
         return out
-    shape = views.array.shape
-    boxes = [align.box(box, shape) for box, _ in parts]
-    bi, bj, bk = (slice(min(b[a].start for b in boxes), max(b[a].stop for b in boxes)) for a in range(3))
-    mask = np.zeros((bi.stop - bi.start, bj.stop - bj.start, bk.stop - bk.start), dtype=bool)
-    for (_, inside), dbox in zip(parts, boxes):
-        local = tuple(slice(s.start - o.start, s.stop - o.start) for s, o in zip(dbox, (bi, bj, bk)))
-        mask[local] |= align.array(inside)
+    (bi, bj, bk), mask = crop
     row_step = dicom.column_direction * dicom.row_spacing  # moving down one row
     col_step = dicom.row_direction * dicom.column_spacing  # moving right one column
     for k in range(mask.shape[2]):
@@ -133,15 +114,7 @@ def _raw(tag: int, vr: str, text: str) -> Any:
 
 
 def _copy(ds: Any, head: Any, keyword: str) -> None:
-    """Copy an attribute of the images; a text longer than its VR allows (seen in real data) is cut to fit, so
-    that our file stays valid."""
-    from pydicom.datadict import dictionary_VR
-
-    value = head.get(keyword, "")
-    limit = _MAX_LENGTH.get(dictionary_VR(keyword))
-    if limit and isinstance(value, str) and len(value) > limit:
-        value = value[:limit]
-    setattr(ds, keyword, value)
+    setattr(ds, keyword, fitted(keyword, head.get(keyword, "")))
 
 
 def _when(task: labelport.Task, fallback: Any) -> tuple[str, str]:
@@ -164,12 +137,10 @@ def build(task: labelport.Task, series: labelport.Series, dicom: labelport.Dicom
     head = dicom.header
     seed = [task.task_id, str(task.record.get("labelsId", "")), str(task.updated_at or ""), str(series.index),
             ",".join(f"{r.name}:{r.instance_ids}" for r in rois)]
-    sop_uid = generate_uid(_UID_ROOT, entropy_srcs=[*seed, "sop"])
-    series_uid = generate_uid(_UID_ROOT, entropy_srcs=[*seed, "series"])
+    sop_uid = generate_uid(UID_ROOT, entropy_srcs=[*seed, "sop"])
+    series_uid = generate_uid(UID_ROOT, entropy_srcs=[*seed, "series"])
     date, time = _when(task, head)
-    # images without a Frame of Reference still get one, stable for their study and series
-    frame_uid = dicom.frame_of_reference_uid or generate_uid(
-        _UID_ROOT, entropy_srcs=[str(head.StudyInstanceUID), str(head.SeriesInstanceUID), "frame"])
+    frame_uid = frame_of_reference(dicom)
 
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
@@ -252,7 +223,7 @@ def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
     entry = task.to_record()
     for series, label_map, record in labelled(task, entry):
         try:
-            dicom = labelport.read_dicom_series(_image_files(task, series, opts.images))
+            dicom = labelport.read_dicom_series(image_files(task, series, opts.images, "rtstruct"))
             if len(dicom.images) < 2:
                 raise labelport.WriterError("the series is a single 2D image; an RT Structure Set needs a volume")
             align = labelport.align_to_series(label_map.array.shape, label_map.affine, dicom)

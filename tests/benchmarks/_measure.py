@@ -19,6 +19,8 @@ import json, resource, sys, time
 import labelport, fastremap, scipy.ndimage  # imports are not timed, as in sdk_baseline.py
 if "mhd" in sys.argv[3]:
     import SimpleITK
+if "dicom-seg" in sys.argv[3]:
+    import highdicom, pydicom
 registry = labelport.Registry()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 t0 = time.perf_counter()

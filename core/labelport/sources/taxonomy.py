@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..errors import SourceError
-from ..model import Category, Taxonomy, default_color, parse_color
+from ..model import Category, Code, Taxonomy, default_color, parse_color
 
 __all__ = ["category_name", "parse_taxonomy"]
 
@@ -41,8 +41,24 @@ def _object_types(items: Iterable[Any], where: str) -> tuple[Category, ...]:
         if not isinstance(class_id, int):
             raise SourceError(f"objectTypes[{n}] ({name!r}): classId {class_id!r} is not an integer", file=where)
         cats.append(Category(name, class_id, _color(item.get("color"), class_id),
-                             tuple(item.get("attributes") or ())))
+                             tuple(item.get("attributes") or ()), _codes(item, f"objectTypes[{n}] ({name!r})", where)))
     return tuple(cats)
+
+
+def _codes(item: Mapping[str, Any], what: str, where: str) -> tuple[Code, Code] | None:
+    """The (property category, property type) codes of an objectType, if it has both (named as here, or as in
+    dcmqi's segment JSON)."""
+    found = []
+    for key in ("segmentedPropertyCategory", "segmentedPropertyType"):
+        code = item.get(key, item.get(f"S{key[1:]}CodeSequence"))
+        if code is None:
+            return None
+        parts = tuple(code.get(k) if isinstance(code, Mapping) else None
+                      for k in ("CodeValue", "CodingSchemeDesignator", "CodeMeaning"))
+        if not all(isinstance(p, str) and p for p in parts):
+            raise SourceError(f"{what}: {key} needs CodeValue, CodingSchemeDesignator and CodeMeaning", file=where)
+        found.append(parts)
+    return (found[0], found[1])  # type: ignore[return-value]
 
 
 def _nested(categories: Iterable[Any], colors: list[Any], trail: tuple[str, ...] = ()) -> list[Category]:

@@ -1,0 +1,335 @@
+"""The dicom-seg writer, checked by third-party readers: dciodvfy (dicom3tools), highdicom and dcmqi's
+segimage2itkimage. Every segment is compared with its source instance mask in world coordinates."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+
+import labelport
+
+hd = pytest.importorskip("highdicom", reason="highdicom is not installed (pip install labelport[dicom-seg])")
+
+_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    if not found:
+        reason = f"{name} not installed (dicom3tools from Debian; segimage2itkimage from pip install dcmqi)"
+        if os.environ.get("LABELPORT_REQUIRE_TOOLS"):  # CI installs them: never skip there
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return found
+
+
+def _export(project: Path, out: Path, **options: Any) -> tuple[Path, dict[str, Any]]:
+    report = labelport.export(project, out, ["dicom-seg"], options={"dicom-seg": options})
+    assert report.ok, [str(f) for f in report.failures]
+    return out, json.loads((out / "tasks.json").read_text())
+
+
+def _dciodvfy(path: Path) -> None:
+    """dciodvfy reports no error. dicom3tools cannot read the deflated transfer syntax, so a deflated file is
+    checked as the same dataset written uncompressed."""
+    if pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1.99":
+        plain = pydicom.dcmread(path)
+        plain.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+        path = path.with_suffix(".inflated.dcm")
+        plain.save_as(path, enforce_file_format=True)
+    run = subprocess.run([_tool("dciodvfy"), str(path)], capture_output=True, text=True)
+    errors = [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")]
+    assert not errors, errors
+
+
+def _image_grid(files: list[str]) -> tuple[list[Any], np.ndarray]:
+    """The images sorted along their normal, and a (slices, rows, columns, 3) array of LPS pixel centres."""
+    heads = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+    row_dir, col_dir = (np.array(heads[0].ImageOrientationPatient[:3], float),
+                        np.array(heads[0].ImageOrientationPatient[3:], float))
+    normal = np.cross(row_dir, col_dir)
+    heads.sort(key=lambda h: float(np.dot(normal, np.array(h.ImagePositionPatient, float))))
+    dr, dc = (float(v) for v in heads[0].PixelSpacing)
+    rows, cols = np.meshgrid(np.arange(heads[0].Rows), np.arange(heads[0].Columns), indexing="ij")
+    points = [np.array(h.ImagePositionPatient, float) + cols[..., None] * dc * row_dir + rows[..., None] * dr * col_dir
+              for h in heads]
+    return heads, np.stack(points)
+
+
+def _sample(mask: np.ndarray, ras_affine: np.ndarray, lps_points: np.ndarray) -> np.ndarray:
+    """The label-grid ``mask`` at the given LPS points (nearest voxel; outside is False)."""
+    ijk = np.linalg.solve(_LPS @ ras_affine, np.c_[lps_points.reshape(-1, 3), np.ones(lps_points[..., 0].size)].T)
+    index = np.rint(ijk[:3]).astype(int)
+    inside = np.all((index >= 0) & (index < np.array(mask.shape)[:, None]), axis=0)
+    out = np.zeros(index.shape[1], bool)
+    out[inside] = mask[tuple(index[:, inside])]
+    return out.reshape(lps_points.shape[:-1])
+
+
+def _instance_masks(project: Path, task_index: int = 0) -> tuple[dict[int, np.ndarray], np.ndarray, dict[str, Any]]:
+    """Each instance's voxels (its overlap groups included) from the source label map, read with nibabel."""
+    task = json.loads((project / "tasks.json").read_text())[task_index]
+    series = task["series"][0]
+    seg = series["segmentations"]
+    image = nib.load(str(project / (seg[0] if isinstance(seg, list) else seg)))
+    data = np.asanyarray(image.dataobj)
+    masks = {int(k): np.isin(data, [int(k), *(v.get("overlappingGroups") or [])])
+             for k, v in series["segmentMap"].items()}
+    return masks, image.affine, task
+
+
+def _world_points(mask: np.ndarray, lps_affine: np.ndarray) -> set[tuple[float, ...]]:
+    ijk = np.argwhere(mask)
+    xyz = (lps_affine[:3, :3] @ ijk.T).T + lps_affine[:3, 3]
+    return {tuple(p) for p in np.round(xyz, 2)}
+
+
+def _check_highdicom(path: Path, heads: list[Any], grid: np.ndarray, expected: dict[int, np.ndarray]) -> Any:
+    """Every segment, read back by highdicom on the source images, equals the expected mask there."""
+    seg = hd.seg.segread(str(path))
+    uids = [h.SOPInstanceUID for h in heads]
+    numbers = sorted(expected)
+    pixels = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, segment_numbers=numbers,
+                                               combine_segments=False, skip_overlap_checks=True)
+    for channel, number in enumerate(numbers):
+        assert np.array_equal(pixels[..., channel].astype(bool), expected[number]), f"segment {number}"
+    return seg
+
+
+def _check_dcmqi(path: Path, out: Path, expected_points: dict[int, set[tuple[float, ...]]]) -> None:
+    """dcmqi's conversion to NIfTI, one file per segment: the labelled voxels sit at the expected world points."""
+    out.mkdir()
+    run = subprocess.run([_tool("segimage2itkimage"), "--inputDICOM", str(path), "--outputDirectory", str(out),
+                          "--outputType", "nifti"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    for number, points in expected_points.items():
+        file = out / f"{number}.nii.gz"
+        if not points:
+            assert not file.exists() or not np.asanyarray(nib.load(str(file)).dataobj).any()
+            continue
+        image = nib.load(str(file))
+        assert _world_points(np.asanyarray(image.dataobj) > 0, _LPS @ image.affine) == points, f"segment {number}"
+
+
+def test_overlapping_thin_case(tmp_path: Path, make_case: Any) -> None:
+    project = make_case(tmp_path / "case", "--overlap", "--thin", "--shape", "64", "56", "30")
+    out, entries = _export(project, tmp_path / "out")
+    masks, affine, task = _instance_masks(project)
+    series = entries[0]["series"][0]
+    path = out / series["segmentations"]
+    _dciodvfy(path)
+    files = [str(project / item) for item in task["series"][0]["items"]]
+    heads, grid = _image_grid(files)
+    by_number = {series["segmentMap"][str(i)]["segmentNumber"]: m for i, m in masks.items()}
+    assert sorted(by_number) == list(range(1, len(masks) + 1))
+    expected = {n: _sample(m, affine, grid) for n, m in by_number.items()}
+    assert sum(int(m.sum()) for m in expected.values()) == sum(int(m.sum()) for m in masks.values())
+    seg = _check_highdicom(path, heads, grid, expected)
+    both = [n for n, m in by_number.items() if (m & by_number[1]).any() and n != 1]
+    assert both, "the make_case --overlap instances should overlap, and stay overlapping"
+    assert seg.SegmentationType == "BINARY" and seg.Modality == "SEG"
+    assert seg.StudyInstanceUID == heads[0].StudyInstanceUID
+    assert seg.FrameOfReferenceUID == heads[0].FrameOfReferenceUID
+    # only frames with a segment: one frame per (segment, slice) that holds it
+    assert int(seg.NumberOfFrames) == sum(int(m.any(axis=(1, 2)).sum()) for m in expected.values())
+    for description in seg.SegmentSequence:
+        instance = next(i for i, e in series["segmentMap"].items() if e["segmentNumber"] == description.SegmentNumber)
+        assert description.SegmentLabel == series["segmentMap"][instance]["category"]
+        assert description.TrackingID == f"instance {instance}"
+    _check_dcmqi(path, tmp_path / "dcmqi", {n: _world_points(m, _LPS @ affine) for n, m in by_number.items()})
+
+
+def test_per_class_labelmap_and_compression(tmp_path: Path, make_case: Any) -> None:
+    project = make_case(tmp_path / "case", "--shape", "48", "40", "16")
+    masks, affine, task = _instance_masks(project)
+    heads, grid = _image_grid([str(project / item) for item in task["series"][0]["items"]])
+    for options in ({"segments": "class"}, {"type": "labelmap"}, {"type": "labelmap", "compression": "jpegls"},
+                    {"compression": "jpeg2000"}, {"compression": "deflate"}):
+        out, entries = _export(project, tmp_path / "-".join(options.values()), **options)
+        series = entries[0]["series"][0]
+        path = out / series["segmentations"]
+        if options.get("type") != "labelmap":  # dicom3tools in Debian predates the Label Map Segmentation IOD
+            _dciodvfy(path)
+        expected: dict[int, np.ndarray] = {}
+        for key, entry in series["segmentMap"].items():
+            ids = entry.get("instances", [int(key)])
+            union = np.any([masks[i] for i in ids], axis=0)
+            expected[entry["segmentNumber"]] = _sample(union, affine, grid)
+        seg = _check_highdicom(path, heads, grid, expected)
+        syntax = {"jpegls": "1.2.840.10008.1.2.4.80", "jpeg2000": "1.2.840.10008.1.2.4.90",
+                  "deflate": "1.2.840.10008.1.2.1.99"}.get(options.get("compression", ""), "1.2.840.10008.1.2.1")
+        assert seg.file_meta.TransferSyntaxUID == syntax
+        if options.get("compression") == "deflate":
+            plain = _export(project, tmp_path / "uncompressed")[0] / series["segmentations"]
+            assert path.stat().st_size * 5 < plain.stat().st_size
+            _check_dcmqi(path, tmp_path / "dcmqi-deflate", {k: _world_points(
+                np.any([masks[i] for i in e.get("instances", [int(key)])], axis=0), _LPS @ affine)
+                for key, e in series["segmentMap"].items() for k in [e["segmentNumber"]]})
+        if options.get("type") == "labelmap":
+            assert seg.SOPClassUID == "1.2.840.10008.5.1.4.1.1.66.7"
+        if options.get("segments") == "class":
+            categories = {task["series"][0]["segmentMap"][str(i)]["category"] for i in masks}
+            assert sorted(d.SegmentLabel for d in seg.SegmentSequence) == sorted(categories)
+
+
+def test_refusals(tmp_path: Path, make_case: Any) -> None:
+    project = make_case(tmp_path / "case", "--overlap", "--shape", "32", "32", "12")
+    report = labelport.export(project, tmp_path / "lm", ["dicom-seg"], options={"dicom-seg": {"type": "labelmap"}})
+    assert not report.ok and "segments overlap; type=labelmap" in str(report.failures[0])
+    assert "Case 001" in str(report.failures[0]) and not list((tmp_path / "lm").rglob("*.dcm"))
+    with pytest.raises(labelport.OptionError, match="needs type=labelmap"):
+        labelport.export(project, tmp_path / "rle", ["dicom-seg"], options={"dicom-seg": {"compression": "rle"}})
+    # a label map one slice off the images is refused, naming both grids
+    image = nib.load(str(project / "segmentations" / "Case 001" / "CT Axial.nii.gz"))
+    shifted = image.affine.copy()
+    shifted[2, 3] += abs(shifted[2, 2])
+    nib.save(nib.Nifti1Image(np.asanyarray(image.dataobj), shifted), str(
+        project / "segmentations" / "Case 001" / "CT Axial.nii.gz"))
+    report = labelport.export(project, tmp_path / "shift", ["dicom-seg"])
+    assert not report.ok and "grid" in str(report.failures[0]) and not list((tmp_path / "shift").rglob("*.dcm"))
+
+
+def test_contract(tmp_path: Path) -> None:
+    from labelport.testing import check_writer
+
+    check_writer("dicom-seg", tmp_path)
+
+
+def _dcmqi_project(realdata: Path, tmp_path: Path, label: np.ndarray, reference: Any,
+                   seg_map: dict[str, Any], object_types: list[dict[str, Any]]) -> Path:
+    import SimpleITK as sitk
+
+    project = tmp_path / "project"
+    (project / "segmentations").mkdir(parents=True)
+    image = sitk.GetImageFromArray(label)
+    image.CopyInformation(reference)
+    sitk.WriteImage(image, str(project / "segmentations" / "ct.nii.gz"))
+    items = sorted(str(p) for p in (realdata / "dcmqi_ct3slice" / "CT").glob("*.dcm"))
+    (project / "tasks.json").write_text(json.dumps([{"taskId": "dcmqi", "name": "dcmqi", "series": [
+        {"name": "CT", "items": items, "segmentations": "segmentations/ct.nii.gz", "segmentMap": seg_map}]}]))
+    (project / "taxonomy.json").write_text(json.dumps({"name": "dcmqi", "objectTypes": object_types}))
+    return project
+
+
+def test_dcmqi_ct3slice(realdata: Path, tmp_path: Path) -> None:
+    """dcmqi's own example CT: liver and spine, then its three partially overlapping segments in one
+    overlapping task; each goes to SEG and back (highdicom and dcmqi) exactly."""
+    import SimpleITK as sitk
+
+    folder = realdata / "dcmqi_ct3slice"
+    heads, grid = _image_grid(sorted(str(p) for p in (folder / "CT").glob("*.dcm")))
+    cases = []
+    liver_spine = sitk.ReadImage(str(folder / "liver_spine_seg.nrrd"))
+    data = sitk.GetArrayFromImage(liver_spine).astype(np.uint8)
+    meta = json.loads((folder / "seg-example_liver_spine.json").read_text())["segmentAttributes"]
+    described = {int(s["labelID"]): s for group in meta for s in group}
+    assert sorted(described) == sorted(int(v) for v in np.unique(data) if v)
+    cases.append(("liver_spine", data, liver_spine, {n: data == n for n in described}, described))
+    reference = sitk.ReadImage(str(folder / "partial_overlaps-1.nrrd"))
+    parts = {}
+    for n in (1, 2, 3):
+        part = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / f"partial_overlaps-{n}.nrrd")))
+        parts.update({int(v): part == v for v in np.unique(part) if v})
+    meta = json.loads((folder / "seg-example_partial_overlaps.json").read_text())["segmentAttributes"]
+    overlap_described = {int(s["labelID"]): s for group in meta for s in group}
+    combined = np.zeros(parts[1].shape, np.uint8)
+    groups: dict[tuple[int, ...], int] = {}
+    cover = np.stack([parts[n] for n in sorted(parts)], axis=-1)
+    for members in sorted({tuple(np.flatnonzero(row) + 1) for row in cover.reshape(-1, len(parts)) if row.any()}):
+        value = members[0] if len(members) == 1 else groups.setdefault(members, len(parts) + 1 + len(groups))
+        combined[np.all(cover == np.isin(np.arange(1, len(parts) + 1), members), axis=-1)] = value
+    assert groups
+    cases.append(("overlaps", combined, reference, parts, overlap_described, groups))
+    for name, label, ref, masks, described, *rest in cases:
+        groups = rest[0] if rest else {}
+        seg_map = {str(n): {"id": f"seg-{n}", "category": described[n]["SegmentLabel"],
+                            "overlappingGroups": sorted(g for members, g in groups.items() if n in members)}
+                   for n in sorted(masks)}
+        object_types = [{"category": described[n]["SegmentLabel"], "classId": i, "color": list(
+            described[n].get("recommendedDisplayRGBValue", [128, 128, 128])),
+            "segmentedPropertyCategory": described[n]["SegmentedPropertyCategoryCodeSequence"],
+            "segmentedPropertyType": described[n]["SegmentedPropertyTypeCodeSequence"]}
+            for i, n in enumerate(sorted(masks))]
+        project = _dcmqi_project(realdata, tmp_path / name, label, ref, seg_map, object_types)
+        out, entries = _export(project, tmp_path / name / "out")
+        series = entries[0]["series"][0]
+        path = out / series["segmentations"]
+        _dciodvfy(path)
+        image = nib.load(str(project / "segmentations" / "ct.nii.gz"))
+        nifti_masks = {n: np.isin(np.asanyarray(image.dataobj), [n, *seg_map[str(n)]["overlappingGroups"]])
+                       for n in masks}
+        assert all(m.sum() == masks[n].sum() for n, m in nifti_masks.items())
+        by_number = {series["segmentMap"][str(n)]["segmentNumber"]: m for n, m in nifti_masks.items()}
+        expected = {k: _sample(m, image.affine, grid) for k, m in by_number.items()}
+        assert all(expected[series["segmentMap"][str(n)]["segmentNumber"]].sum() == masks[n].sum() for n in masks)
+        seg = _check_highdicom(path, heads, grid, expected)
+        for description in seg.SegmentSequence:  # the taxonomy's codes, not the generic ones
+            n = int(description.TrackingID.split()[-1])
+            code = described[n]["SegmentedPropertyTypeCodeSequence"]
+            assert description.SegmentedPropertyTypeCodeSequence[0].CodeValue == code["CodeValue"]
+        _check_dcmqi(path, tmp_path / name / "dcmqi",
+                     {k: _world_points(m, _LPS @ image.affine) for k, m in by_number.items()})
+
+
+def test_without_highdicom(demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without highdicom the writer is still listed, with what to install, and an export asks for it."""
+    import importlib.util
+
+    from click.testing import CliRunner
+
+    from labelport.cli import cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "highdicom" else real(name, *a))
+    listed = json.loads(CliRunner().invoke(cli, ["writers", "--json"]).output)
+    assert next(w for w in listed["writers"] if w["name"] == "dicom-seg")["missing"] == ["highdicom"]
+    result = CliRunner().invoke(cli, ["export", str(demo), "-o", str(tmp_path / "out"), "-w", "dicom-seg"])
+    assert result.exit_code == 1
+    assert "writer 'dicom-seg' needs highdicom (pip install highdicom)" in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["STS_001/CT", "STS_001/MR_T1", "STS_002/CT", "STS_002/CT as RAS", "oblique"])
+def test_real_series(realdata: Path, tmp_path: Path, case: str) -> None:
+    """Real series (MIRP's sarcoma masks, one re-stored RAS; rt-utils' oblique series with our own mask)
+    -> SEG -> highdicom, on the image grid in world coordinates."""
+    if case == "oblique":
+        images = sorted(str(p) for p in (realdata / "rtutils_tests" / "oriented_data").glob("*.dcm"))
+        dicom = labelport.read_dicom_series(images)
+        labels = np.zeros(dicom.shape, np.uint8)
+        labels[10:40, 20:80, :] = 1
+        labels[5:9, 5:12, 0:2] = 2
+        mask_image = nib.Nifti1Image(labels, dicom.ras_affine)
+    else:
+        folder = realdata / "sts_sarcoma" / case.split(" ")[0]
+        images = sorted(str(p) for p in (folder / "dicom_image").iterdir())
+        mask_image = nib.load(str(folder / "mask.nii.gz"))
+        if case.endswith("as RAS"):
+            mask_image = nib.as_closest_canonical(mask_image)
+            assert nib.aff2axcodes(mask_image.affine) == ("R", "A", "S")
+    project = tmp_path / "p"
+    project.mkdir()
+    nib.save(mask_image, str(project / "mask.nii.gz"))
+    data = np.asanyarray(mask_image.dataobj)
+    seg_map = {str(int(v)): {"id": f"l{int(v)}", "category": f"Region {int(v)}"} for v in np.unique(data) if v}
+    (project / "tasks.json").write_text(json.dumps([{"taskId": "t", "name": case.replace("/", "-"), "series": [
+        {"name": "images", "items": images, "segmentations": "mask.nii.gz", "segmentMap": seg_map}]}]))
+    out, entries = _export(project, tmp_path / "out")
+    series = entries[0]["series"][0]
+    path = out / series["segmentations"]
+    _dciodvfy(path)
+    heads, grid = _image_grid(images)
+    expected = {series["segmentMap"][k]["segmentNumber"]: _sample(data == int(k), mask_image.affine, grid)
+                for k in seg_map}
+    assert all(m.any() for m in expected.values())
+    _check_highdicom(path, heads, grid, expected)
