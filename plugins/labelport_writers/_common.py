@@ -131,3 +131,42 @@ def frame_of_reference(dicom: labelport.DicomSeries) -> str:
     head = dicom.header
     return dicom.frame_of_reference_uid or str(generate_uid(
         UID_ROOT, entropy_srcs=[str(head.StudyInstanceUID), str(head.SeriesInstanceUID), "frame"]))
+
+
+def on_images(task: labelport.Task, entry: dict[str, Any], images: str | None, writer: str, what: str
+              ) -> Iterator[tuple[labelport.Series, labelport.LabelMap, dict[str, Any], labelport.DicomSeries,
+                              labelport.Alignment]]:
+    """(series, label map, record, its DICOM series, the alignment of the two) for every labelled series; a
+    series without images, with a single 2D image or whose grid does not match is refused, naming it. ``what``
+    names the output in that message."""
+    for series, label_map, record in labelled(task, entry):
+        try:
+            dicom = labelport.read_dicom_series(image_files(task, series, images, writer))
+            if len(dicom.images) < 2:
+                raise labelport.WriterError(f"the series is a single 2D image; {what} needs a volume")
+            align = labelport.align_to_series(label_map.array.shape, label_map.affine, dicom)
+        except labelport.LabelportError as exc:
+            raise exc.located(series=series.name) from None
+        yield series, label_map, record, dicom, align
+
+
+def dicom_date_time(task: labelport.Task, fallback: Any = None) -> tuple[str, str]:
+    """DICOM date and time of the task's last update (else its creation, else the images' study)."""
+    from datetime import datetime
+
+    for value in (task.updated_at, task.created_at):
+        try:
+            stamp = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            return stamp.strftime("%Y%m%d"), stamp.strftime("%H%M%S")
+        except ValueError:
+            continue
+    fallback = fallback if fallback is not None else {}
+    return str(fallback.get("StudyDate", "") or "19700101"), str(fallback.get("StudyTime", "") or "000000")
+
+
+def save_dicom(ctx: labelport.WriterContext, series: labelport.Series, dataset: Any) -> str:
+    """Write a pydicom dataset as ``segmentations/<task>/<series>.dcm`` (atomically); its path."""
+    path = ctx.series_path(series, ".dcm")
+    with ctx.create(path) as tmp:
+        dataset.save_as(tmp, enforce_file_format=True)
+    return path

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Literal
 
 import labelport
@@ -29,12 +28,13 @@ from ._common import (
     aligned_mask,
     class_entries,
     classes,
+    dicom_date_time,
     fitted,
     frame_of_reference,
-    image_files,
     instance_entry,
-    labelled,
+    on_images,
     replace_masks,
+    save_dicom,
 )
 
 _TISSUE = ("85756007", "SCT", "Tissue")
@@ -120,16 +120,6 @@ def _stacked(found: list[tuple[int, Any]], frames: tuple[int, int, int], count: 
     return stack
 
 
-def _when(task: labelport.Task) -> tuple[str, str]:
-    for value in (task.updated_at, task.created_at):
-        try:
-            stamp = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-            return stamp.strftime("%Y%m%d"), stamp.strftime("%H%M%S")
-        except ValueError:
-            continue
-    return "19700101", "000000"
-
-
 def build(task: labelport.Task, series: labelport.Series, label_map: labelport.LabelMap,
           dicom: labelport.DicomSeries, align: labelport.Alignment, segments: list[_Segment], opts: Options) -> Any:
     """The Segmentation dataset, or None when the label map holds no labelled voxel."""
@@ -197,7 +187,7 @@ def build(task: labelport.Task, series: labelport.Series, label_map: labelport.L
     except (AttributeError, ValueError, TypeError) as exc:
         raise labelport.WriterError(f"highdicom could not build the Segmentation: {exc}") from None
     # dates from the task and UIDs from the seed, instead of the clock and random ones: same input, same file
-    date, time = _when(task)
+    date, time = dicom_date_time(task, dicom.header)
     for prefix in ("InstanceCreation", "Content", *(["Series"] if "SeriesDate" in seg else [])):
         setattr(seg, f"{prefix}Date", date)
         setattr(seg, f"{prefix}Time", time)
@@ -214,20 +204,17 @@ def build(task: labelport.Task, series: labelport.Series, label_map: labelport.L
 def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
     opts: Options = ctx.options
     entry = task.to_record()
-    for series, label_map, record in labelled(task, entry):
+    for series, label_map, record, dicom, align in on_images(task, entry, opts.images, "dicom-seg",
+                                                             "a Segmentation"):
+        segments = _segments(task, series, opts.segments)
         try:
-            dicom = labelport.read_dicom_series(image_files(task, series, opts.images, "dicom-seg"))
-            align = labelport.align_to_series(label_map.array.shape, label_map.affine, dicom)
-            segments = _segments(task, series, opts.segments)
             dataset = build(task, series, label_map, dicom, align, segments, opts)
         except labelport.LabelportError as exc:
             raise exc.located(series=series.name) from None
         if dataset is None:  # nothing labelled: no file, and the record says so
             record.pop("segmentations", None)
             continue
-        path = ctx.series_path(series, ".dcm")
-        with ctx.create(path) as tmp:
-            dataset.save_as(tmp, enforce_file_format=True)
+        path = save_dicom(ctx, series, dataset)
         numbers = {i: seg.number for seg in segments for i in seg.instance_ids}
         if opts.segments == "class":
             segment_map = class_entries(series, path)

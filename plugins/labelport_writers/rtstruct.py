@@ -15,7 +15,6 @@ dates derive from the task (its id, labels id and last update), so the same inpu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Literal
 
 import labelport
@@ -23,12 +22,13 @@ import labelport
 from ._common import (
     UID_ROOT,
     aligned_mask,
+    dicom_date_time,
     fitted,
     frame_of_reference,
-    image_files,
     instance_entry,
-    labelled,
+    on_images,
     replace_masks,
+    save_dicom,
 )
 
 RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
@@ -117,16 +117,6 @@ def _copy(ds: Any, head: Any, keyword: str) -> None:
     setattr(ds, keyword, fitted(keyword, head.get(keyword, "")))
 
 
-def _when(task: labelport.Task, fallback: Any) -> tuple[str, str]:
-    for value in (task.updated_at, task.created_at):
-        try:
-            stamp = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-            return stamp.strftime("%Y%m%d"), stamp.strftime("%H%M%S")
-        except ValueError:
-            continue
-    return str(fallback.get("StudyDate", "") or "19700101"), str(fallback.get("StudyTime", "") or "000000")
-
-
 def build(task: labelport.Task, series: labelport.Series, dicom: labelport.DicomSeries,
           align: labelport.Alignment, rois: list[_Roi]) -> Any:
     """The RT Structure Set dataset."""
@@ -139,7 +129,7 @@ def build(task: labelport.Task, series: labelport.Series, dicom: labelport.Dicom
             ",".join(f"{r.name}:{r.instance_ids}" for r in rois)]
     sop_uid = generate_uid(UID_ROOT, entropy_srcs=[*seed, "sop"])
     series_uid = generate_uid(UID_ROOT, entropy_srcs=[*seed, "series"])
-    date, time = _when(task, head)
+    date, time = dicom_date_time(task, head)
     frame_uid = frame_of_reference(dicom)
 
     ds = Dataset()
@@ -221,19 +211,11 @@ def build(task: labelport.Task, series: labelport.Series, dicom: labelport.Dicom
 def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
     opts: Options = ctx.options
     entry = task.to_record()
-    for series, label_map, record in labelled(task, entry):
-        try:
-            dicom = labelport.read_dicom_series(image_files(task, series, opts.images, "rtstruct"))
-            if len(dicom.images) < 2:
-                raise labelport.WriterError("the series is a single 2D image; an RT Structure Set needs a volume")
-            align = labelport.align_to_series(label_map.array.shape, label_map.affine, dicom)
-        except labelport.LabelportError as exc:
-            raise exc.located(series=series.name) from None
+    for series, _, record, dicom, align in on_images(task, entry, opts.images, "rtstruct",
+                                                     "an RT Structure Set"):
         rois = _rois(series, opts.roi)
         dataset = build(task, series, dicom, align, rois)
-        path = ctx.series_path(series, ".dcm")
-        with ctx.create(path) as tmp:
-            dataset.save_as(tmp, enforce_file_format=True)
+        path = save_dicom(ctx, series, dataset)
         replace_masks(record, path, {roi.name: {**instance_entry(roi.segments[0], path), "roiNumber": roi.number,
                                                 "instances": roi.instance_ids} for roi in rois})
     return entry
