@@ -99,6 +99,20 @@ def test_bad_key_stops_with_one_clear_line(served: tuple[Emulator, Path], tmp_pa
     assert "refused the API key" in str(info.value) and wrong not in str(info.value)
 
 
+def test_missing_project(served: tuple[Emulator, Path], tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from labelport.cli import cli
+
+    emulator, _ = served
+    emulator.handlers["getTaxonomySDK"] = lambda v: {"project": None}
+    result = CliRunner().invoke(cli, ["export", "redbrick:org/nope", "-o", str(tmp_path / "out"), "-w", "nifti",
+                                      "--api-url", emulator.url], env={"REDBRICK_API_KEY": KEY})
+    assert result.exit_code == 1 and result.output.strip().splitlines() == [
+        "error: RedBrick project nope not found in organization org (or the API key has no access to it)"]
+    assert not (tmp_path / "out").exists()
+
+
 def test_command_line(served: tuple[Emulator, Path], tmp_path: Path) -> None:
     from click.testing import CliRunner
 

@@ -229,8 +229,11 @@ class RedBrickProject(Source):
         self._seen: set[str] = set()
         self._users: dict[str, str] | None = None
         self._complete = False
-        data = self._query("getTaxonomySDK")
-        taxonomy = ((data.get("project") or {}).get("taxonomy")) or {}
+        project = self._query("getTaxonomySDK").get("project")
+        if not project:
+            raise SourceError(f"RedBrick project {project_id} not found in organization {org_id} "
+                              "(or the API key has no access to it)")
+        taxonomy = project.get("taxonomy") or {}
         self.taxonomy = parse_taxonomy(taxonomy, f"taxonomy of project {project_id}")
 
     def _query(self, operation: str, **variables: Any) -> dict[str, Any]:
