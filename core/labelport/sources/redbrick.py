@@ -9,7 +9,6 @@ parallel (bounded). Presigned URLs are used for downloads only and never reach t
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -22,8 +21,9 @@ from ..model import LabelVolume, Task
 from ..paths import safe_name
 from .audit import search_filters, task_entry, task_events
 from .base import Source, TaskFilter, TaskRef
-from .rawlabels import attributes, series_fields, task_classification
+from .queries import QUERIES
 from .records import task_from_record
+from .shards import record_from_shard
 from .taxonomy import parse_taxonomy
 from .transport import RetryPolicy, Transport
 
@@ -31,66 +31,6 @@ __all__ = ["DEFAULT_URL", "RedBrickProject", "api_key", "record_from_shard"]
 
 DEFAULT_URL = "https://api.redbrickai.com/graphql/"
 PAGE_SIZE = 50
-
-_LABELS = "tdId createdAt createdByEntity { email } labelsData"
-TASK_SHARD = f"""taskId currentStageName priority
- currentStageSubTask(consensus: true) {{ state ... on LabelingTask {{ overallConsensusScore
-   assignedTo {{ email }} taskData {{ {_LABELS} }} subTasks {{ state assignedTo {{ email }} taskData {{ {_LABELS} }} }}
-   consensusInfo {{ user {{ email }} taskData {{ {_LABELS} }} scores {{ user {{ email }} score }} }} }} }}
- datapoint {{ name items createdAt createdByEntity {{ email }} metaData attributes
-   seriesInfo {{ name itemsIndices metaData imageHeaders }} storageMethod {{ storageId }}
-   heatMaps {{ seriesIndex name item preset dataRange opacityPoints opacityPoints3d rgbPoints }}
-   transforms {{ seriesIndex transform }} }}
- latestTaskData {{ {_LABELS} labelsStorage {{ storageId }} labelsMap {{ seriesIndex labelName }} }}"""
-_USER = "userId email"
-EVENTS = f"""taskId currentStageName datapoint {{ name }} genericEvents {{ __typename
- ... on TaskEvent {{ createdAt taskData {{ tdId createdBy }}
-   createEvent {{ currentStageName isGroundTruth priority }}
-   inputEvent {{ currentStageName overallConsensusScore priority
-     consensusInfo {{ user {{ {_USER} }} taskData {{ tdId }} scores {{ user {{ {_USER} }} score }} }} }}
-   outputEvent {{ currentStageName outputBool nextStageName timeSpentMs
-     consensusInfo {{ user {{ {_USER} }} taskData {{ tdId }} }} }} }}
- ... on Comment {{ createdAt commentId textVal createdBy {{ {_USER} }} stageName issueComment issueResolved
-   labelEntityLabelId taskData {{ tdId }} pin {{ pinId pointX pointY pointZ frameIndex volumeIndex }}
-   replies {{ createdAt commentId textVal createdBy {{ {_USER} }} stageName issueComment issueResolved }} }}
- ... on TaskStateChanges {{ createdAt statusBefore statusAfter assignedToBefore assignedToAfter stageNameAfter
-   reviewResultBefore reviewResultAfter consensusAssigneesBefore consensusAssigneesAfter
-   consensusStatusesBefore consensusStatusesAfter }} }}"""
-_SUB_TASK = f"state assignedTo {{ {_USER} }} assignedAt progressSavedAt completedAt completionTimeMs"
-LISTING = f"""taskId currentStageName priority updatedAt
- datapoint {{ name createdAt createdByEntity {{ {_USER} }} metaData seriesInfo {{ name metaData imageHeaders }}
-   storageMethod {{ storageId }} }}
- currentStageSubTask(consensus: true) {{ {_SUB_TASK} ... on LabelingTask {{ subTasks {{ {_SUB_TASK} }} }} }}"""
-QUERIES = {
-    "getTaxonomySDK": "query getTaxonomySDK($orgId: UUID!, $projectId: UUID!) "
-                      "{ project(orgId: $orgId, projectId: $projectId) { taxonomy { name objectTypes } } }",
-    "tasksPagedSDK": "query tasksPagedSDK($orgId: UUID!, $projectId: UUID!, $stageName: String, $cacheTime: DateTime, "
-                     "$first: Int, $after: String) { tasksPaged(orgId: $orgId, projectId: $projectId, "
-                     "stageName: $stageName, cacheTime: $cacheTime, first: $first, after: $after) "
-                     f"{{ entries {{ {TASK_SHARD} }} cursor count }} }}",
-    "taskSDK": "query taskSDK($orgId: UUID!, $projectId: UUID!, $taskId: UUID!) "
-               f"{{ task(orgId: $orgId, projectId: $projectId, taskId: $taskId) {{ {TASK_SHARD} }} }}",
-    "taskActiveTimeSDK": "query taskActiveTimeSDK($orgId: UUID!, $projectId: UUID!, $stageName: String!, "
-                         "$taskId: UUID, $first: Int, $after: String) { taskActiveTime(orgId: $orgId, "
-                         "projectId: $projectId, stageName: $stageName, taskId: $taskId, first: $first, after: $after) "
-                         "{ entries { taskId user { userId email givenName } timeSpent cycle date } cursor } }",
-    "taskEventsSDK": "query taskEventsSDK($orgId: UUID!, $projectId: UUID!, $stageName: String, "
-                     "$cacheTime: DateTime, $first: Int, $after: String) { tasksPaged(orgId: $orgId, "
-                     "projectId: $projectId, stageName: $stageName, cacheTime: $cacheTime, first: $first, "
-                     f"after: $after) {{ entries {{ {EVENTS} }} cursor }} }}",
-    "taskEventSDK": "query taskEventSDK($orgId: UUID!, $projectId: UUID!, $taskId: UUID!) "
-                    f"{{ task(orgId: $orgId, projectId: $projectId, taskId: $taskId) {{ {EVENTS} }} }}",
-    "tasksListSDK": "query tasksListSDK($orgId: UUID!, $projectId: UUID!, $stageName: String, $taskSearch: String, "
-                    "$manualLabelingFilters: TasksFilter, $first: Int, $after: String) { genericTasks(orgId: $orgId, "
-                    "projectId: $projectId, stageName: $stageName, taskSearch: $taskSearch, "
-                    "manualLabelingFilters: $manualLabelingFilters, first: $first, after: $after) "
-                    f"{{ entries {{ {LISTING} }} cursor }} }}",
-    "membersSDK": "query membersSDK($orgId: UUID!) { members(orgId: $orgId, onlyActive: false) "
-                  "{ user { userId email givenName familyName } } }",
-    "presignItemsSDK": "query presignItemsSDK($orgId: UUID!, $storageId: UUID!, $items: [String]!) "
-                       "{ presignItems(orgId: $orgId, storageId: $storageId, items: $items) }",
-}
-
 
 def api_key() -> str:
     """``REDBRICK_API_KEY``, else the RedBrick CLI's credentials file (``~/.redbrickai/credentials``)."""
@@ -106,103 +46,6 @@ def api_key() -> str:
     if not found:
         raise SourceError("no RedBrick API key: set REDBRICK_API_KEY or log in with the RedBrick CLI")
     return found.group(1)
-
-
-def _series_record(labels: list[Any], info: Mapping[str, Any], index: int, items: list[Any],
-                   segmentation: str | None) -> dict[str, Any]:
-    """A series of a tasks.json task: name, items, headers, its label map (``segmentation``, a local path)
-    with the segmentMap, then its other labels."""
-    indices = list(info.get("itemsIndices") or [])
-    series: dict[str, Any] = {"name": info.get("name") or "", "items": [items[i] for i in indices]}
-    for key in ("metaData", "imageHeaders"):
-        if info.get(key):
-            series[key] = json.loads(info[key]) if isinstance(info[key], str) else info[key]
-    segment_map, fields = series_fields(labels, index, series["items"], indices)
-    if segmentation is not None:
-        series.update(segmentations=segmentation, segmentMap=segment_map, binaryMask=False, semanticMask=False,
-                      pngMask=False)
-    elif segment_map:
-        series["segmentMap"] = segment_map
-    series.update(fields)
-    return series
-
-
-def _consensus(sub_task: Mapping[str, Any], series_info: list[Any], items: list[Any]) -> dict[str, Any]:
-    """``consensus``, ``consensusScore`` and ``consensusTasks`` (each annotator's labels, without label map
-    files) of a task in a consensus stage; empty for other tasks."""
-    scored = sub_task.get("consensusInfo") or []
-    annotators = scored if len(scored) > 1 else [sub_task, *(sub_task.get("subTasks") or [])]
-    if len(annotators) < 2:
-        return {}
-    out: dict[str, Any] = {"consensus": True}
-    score = sub_task.get("overallConsensusScore")
-    if len(scored) > 1 and isinstance(score, (int, float)) and score >= 0:
-        out["consensusScore"] = score * 100
-    tasks = []
-    for entry in annotators:
-        data = entry.get("taskData") or {}
-        labels = json.loads(data.get("labelsData") or "[]")
-        user = (entry.get("user") or entry.get("assignedTo") or {}).get("email")
-        task: dict[str, Any] = {"series": [
-            {k: v for k, v in _series_record(labels, info, i, items, None).items()
-             if k not in ("items", "metaData", "imageHeaders")} for i, info in enumerate(series_info)]}
-        fields = {"status": entry.get("state"), "updatedBy": user, "updatedAt": data.get("createdAt"),
-                  "labelsId": data.get("tdId"), "classification": task_classification(labels)}
-        task.update({k: v for k, v in fields.items() if v not in (None, "")})
-        if "scores" in entry:
-            task["scores"] = [{"secondaryUser": (s.get("user") or {}).get("email"),
-                               "score": (s.get("score") or 0) * 100} for s in entry.get("scores") or []]
-        tasks.append(task)
-    out["consensusTasks"] = tasks
-    return out
-
-
-def record_from_shard(shard: Mapping[str, Any], segmentations: Mapping[int, str]) -> dict[str, Any]:
-    """A task record as a RedBrick export's tasks.json holds it, from the API's task object and the local
-    paths of its downloaded label maps (by series index). Fields are emitted only when they have a value.
-
-    In a consensus stage the series hold the task's current (final) labels, and ``consensusTasks`` each
-    annotator's labels and scores (their segmentMaps, without label map files)."""
-    datapoint = shard.get("datapoint") or {}
-    latest = shard.get("latestTaskData") or {}
-    labels = json.loads(latest.get("labelsData") or "[]")
-    items = datapoint.get("items") or []
-    info_list = datapoint.get("seriesInfo") or [{"itemsIndices": list(range(len(items)))}]
-    record: dict[str, Any] = {"taskId": shard["taskId"], "name": datapoint.get("name") or "", "series": []}
-    for index, info in enumerate(info_list):
-        series = _series_record(labels, info, index, items, segmentations.get(index))
-        for key, field in (("heatMaps", "heatMaps"), ("transforms", "transforms")):
-            own = [_series_extra(key, e) for e in datapoint.get(key) or [] if e.get("seriesIndex") == index]
-            if own:
-                series[field] = own
-        record["series"].append(series)
-    sub_task = shard.get("currentStageSubTask") or {}
-    consensus = _consensus(sub_task, info_list, items)
-    metadata = datapoint.get("metaData")
-    point_attrs = datapoint.get("attributes")
-    fields = {
-        "labelsId": latest.get("tdId"), "currentStageName": shard.get("currentStageName"),
-        "status": None if consensus else sub_task.get("state"), "priority": shard.get("priority"),
-        "createdBy": (datapoint.get("createdByEntity") or {}).get("email"), "createdAt": datapoint.get("createdAt"),
-        "storageId": (datapoint.get("storageMethod") or {}).get("storageId"),
-        "updatedBy": (latest.get("createdByEntity") or {}).get("email"), "updatedAt": latest.get("createdAt"),
-        "metaData": json.loads(metadata) if isinstance(metadata, str) else metadata,
-        "classification": task_classification(labels),
-        "datapointClassification": {"attributes": attributes(json.loads(point_attrs) if isinstance(
-            point_attrs, str) else point_attrs)} if point_attrs else None,
-    }
-    record.update({k: v for k, v in fields.items() if v not in (None, "", {}, [])})
-    record.update(consensus)
-    return record
-
-
-def _series_extra(key: str, entry: Mapping[str, Any]) -> dict[str, Any]:
-    """A heat map or linear transform of a series, as tasks.json holds it."""
-    if key == "transforms":
-        flat = list(entry.get("transform") or [])
-        return {"transform": [flat[i:i + 4] for i in range(0, len(flat), 4)]}
-    return {k: entry[k] for k in ("name", "item", "preset", "dataRange", "opacityPoints", "opacityPoints3d",
-                                  "rgbPoints") if k in ("name", "item") or entry.get(k)}
 
 
 class RedBrickProject(Source):

@@ -1,5 +1,5 @@
-"""RedBrick's raw label objects (the lower-case keyed list of ``labelsData``) -> the fields of a tasks.json
-task and its series, as a RedBrick export writes them.
+"""The RedBrick API's task objects (``task_shard``) and their raw label objects (the lower-case keyed list of
+``labelsData``) -> tasks.json task records, as a RedBrick export writes them.
 
 Each raw label is one kind, recognised by its geometry key; :data:`KINDS` maps that key to the series field it
 lands in and to the function that builds the entry. Shared properties (``id``, ``category``, ``attributes``,
@@ -8,10 +8,11 @@ lands in and to the function that builds the entry. Shared properties (``id``, `
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["KINDS", "attributes", "label_props", "series_fields", "task_classification"]
+__all__ = ["KINDS", "attributes", "label_props", "record_from_shard", "series_fields", "task_classification"]
 
 Raw = Mapping[str, Any]
 
@@ -213,3 +214,100 @@ def series_fields(labels: Sequence[Raw], index: int, items: Sequence[str],
             if key is not None:
                 fields.setdefault(KINDS[key].field, []).append(KINDS[key].entry(label, key, item_indices))
     return segment_map, fields
+
+
+def _series_record(labels: list[Any], info: Mapping[str, Any], index: int, items: list[Any],
+                   segmentation: str | None) -> dict[str, Any]:
+    """A series of a tasks.json task: name, items, headers, its label map (``segmentation``, a local path)
+    with the segmentMap, then its other labels."""
+    indices = list(info.get("itemsIndices") or [])
+    series: dict[str, Any] = {"name": info.get("name") or "", "items": [items[i] for i in indices]}
+    for key in ("metaData", "imageHeaders"):
+        if info.get(key):
+            series[key] = json.loads(info[key]) if isinstance(info[key], str) else info[key]
+    segment_map, fields = series_fields(labels, index, series["items"], indices)
+    if segmentation is not None:
+        series.update(segmentations=segmentation, segmentMap=segment_map, binaryMask=False, semanticMask=False,
+                      pngMask=False)
+    elif segment_map:
+        series["segmentMap"] = segment_map
+    series.update(fields)
+    return series
+
+
+def _consensus(sub_task: Mapping[str, Any], series_info: list[Any], items: list[Any]) -> dict[str, Any]:
+    """``consensus``, ``consensusScore`` and ``consensusTasks`` (each annotator's labels, without label map
+    files) of a task in a consensus stage; empty for other tasks."""
+    scored = sub_task.get("consensusInfo") or []
+    annotators = scored if len(scored) > 1 else [sub_task, *(sub_task.get("subTasks") or [])]
+    if len(annotators) < 2:
+        return {}
+    out: dict[str, Any] = {"consensus": True}
+    score = sub_task.get("overallConsensusScore")
+    if len(scored) > 1 and isinstance(score, (int, float)) and score >= 0:
+        out["consensusScore"] = score * 100
+    tasks = []
+    for entry in annotators:
+        data = entry.get("taskData") or {}
+        labels = json.loads(data.get("labelsData") or "[]")
+        user = (entry.get("user") or entry.get("assignedTo") or {}).get("email")
+        task: dict[str, Any] = {"series": [
+            {k: v for k, v in _series_record(labels, info, i, items, None).items()
+             if k not in ("items", "metaData", "imageHeaders")} for i, info in enumerate(series_info)]}
+        fields = {"status": entry.get("state"), "updatedBy": user, "updatedAt": data.get("createdAt"),
+                  "labelsId": data.get("tdId"), "classification": task_classification(labels)}
+        task.update({k: v for k, v in fields.items() if v not in (None, "")})
+        if "scores" in entry:
+            task["scores"] = [{"secondaryUser": (s.get("user") or {}).get("email"),
+                               "score": (s.get("score") or 0) * 100} for s in entry.get("scores") or []]
+        tasks.append(task)
+    out["consensusTasks"] = tasks
+    return out
+
+
+def record_from_shard(shard: Mapping[str, Any], segmentations: Mapping[int, str]) -> dict[str, Any]:
+    """A task record as a RedBrick export's tasks.json holds it, from the API's task object and the local
+    paths of its downloaded label maps (by series index). Fields are emitted only when they have a value.
+
+    In a consensus stage the series hold the task's current (final) labels, and ``consensusTasks`` each
+    annotator's labels and scores (their segmentMaps, without label map files)."""
+    datapoint = shard.get("datapoint") or {}
+    latest = shard.get("latestTaskData") or {}
+    labels = json.loads(latest.get("labelsData") or "[]")
+    items = datapoint.get("items") or []
+    info_list = datapoint.get("seriesInfo") or [{"itemsIndices": list(range(len(items)))}]
+    record: dict[str, Any] = {"taskId": shard["taskId"], "name": datapoint.get("name") or "", "series": []}
+    for index, info in enumerate(info_list):
+        series = _series_record(labels, info, index, items, segmentations.get(index))
+        for key, field in (("heatMaps", "heatMaps"), ("transforms", "transforms")):
+            own = [_series_extra(key, e) for e in datapoint.get(key) or [] if e.get("seriesIndex") == index]
+            if own:
+                series[field] = own
+        record["series"].append(series)
+    sub_task = shard.get("currentStageSubTask") or {}
+    consensus = _consensus(sub_task, info_list, items)
+    metadata = datapoint.get("metaData")
+    point_attrs = datapoint.get("attributes")
+    fields = {
+        "labelsId": latest.get("tdId"), "currentStageName": shard.get("currentStageName"),
+        "status": None if consensus else sub_task.get("state"), "priority": shard.get("priority"),
+        "createdBy": (datapoint.get("createdByEntity") or {}).get("email"), "createdAt": datapoint.get("createdAt"),
+        "storageId": (datapoint.get("storageMethod") or {}).get("storageId"),
+        "updatedBy": (latest.get("createdByEntity") or {}).get("email"), "updatedAt": latest.get("createdAt"),
+        "metaData": json.loads(metadata) if isinstance(metadata, str) else metadata,
+        "classification": task_classification(labels),
+        "datapointClassification": {"attributes": attributes(json.loads(point_attrs) if isinstance(
+            point_attrs, str) else point_attrs)} if point_attrs else None,
+    }
+    record.update({k: v for k, v in fields.items() if v not in (None, "", {}, [])})
+    record.update(consensus)
+    return record
+
+
+def _series_extra(key: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A heat map or linear transform of a series, as tasks.json holds it."""
+    if key == "transforms":
+        flat = list(entry.get("transform") or [])
+        return {"transform": [flat[i:i + 4] for i in range(0, len(flat), 4)]}
+    return {k: entry[k] for k in ("name", "item", "preset", "dataRange", "opacityPoints", "opacityPoints3d",
+                                  "rgbPoints") if k in ("name", "item") or entry.get(k)}
