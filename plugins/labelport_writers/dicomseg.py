@@ -6,9 +6,10 @@ the category, coloured from the taxonomy and coded with the taxonomy's ``segment
 overlapping instances overlapping: each segment holds all of its voxels, overlap groups included. Only frames
 that hold a segment are stored. ``type=labelmap`` writes the Label Map Segmentation class (one frame per
 slice, one value per voxel), for series without overlaps. ``compression`` picks a lossless transfer syntax:
-``deflate`` (Deflated Explicit VR Little Endian: the whole dataset zlib-compressed, typically 10-20x smaller;
-DCMTK, dcmqi, pydicom and highdicom read it, dicom3tools does not), ``jpeg2000`` (binary or labelmap),
-``jpegls`` or ``rle`` (labelmap only). The default is uncompressed, which every reader accepts.
+``deflate`` (the default: Deflated Explicit VR Little Endian, the whole dataset zlib-compressed; sparse masks
+shrink about 100x, and DCMTK, dcmqi, pydicom and highdicom read it), ``none`` (Explicit VR Little
+Endian, for readers without inflate, such as dicom3tools), ``jpeg2000`` (binary or labelmap), ``jpegls`` or
+``rle`` (labelmap only).
 
 The SEG references the DICOM series of the label map, found and matched by world geometry exactly as for
 ``rtstruct`` (images from the export, or the ``images`` option). UIDs and dates derive from the task, so the
@@ -50,14 +51,15 @@ class Options:
     segments: Literal["instance", "class"] = "instance"
     #: "binary" (overlaps allowed, only frames with a segment) or "labelmap" (Label Map Segmentation)
     type: Literal["binary", "labelmap"] = "binary"
-    #: lossless transfer syntax: none, deflate (the whole file, zlib), jpeg2000, or (labelmap only) jpegls, rle
-    compression: Literal["none", "deflate", "jpeg2000", "jpegls", "rle"] = "none"
+    #: lossless transfer syntax: deflate (the whole file, zlib), none, jpeg2000, or (labelmap only) jpegls, rle
+    compression: Literal["deflate", "none", "jpeg2000", "jpegls", "rle"] = "deflate"
     #: folder with the DICOM images as <images>/<task>/<series>/ (when the export has none)
     images: str | None = None
 
     def __post_init__(self) -> None:
         if self.type == "binary" and self.compression in ("jpegls", "rle"):
-            raise ValueError(f"compression={self.compression} needs type=labelmap (binary allows none or jpeg2000)")
+            raise ValueError(f"compression={self.compression} needs type=labelmap "
+                             "(binary allows deflate, none or jpeg2000)")
 
 
 @dataclass
