@@ -47,9 +47,9 @@ def main() -> None:
             rows.append((f"labelport dicom-seg ({name})", mine[name]["seconds"], mine[name]["peak_rss_mb"],
                          mine[name]["file_mb"]))
     print(f"\n{'x'.join(map(str, args.shape))} uint16, 5 instances, median of {args.repeat}")
-    print(f"{'':<32}{'s':>8}{'peak MB':>9}{'file MB':>9}")
+    print(f"{'':<40}{'s':>8}{'peak MB':>9}{'file MB':>9}")
     for label, seconds, peak, size in rows:
-        print(f"{label:<32}{seconds:>8.3f}{peak:>9.0f}{size:>9.2f}")
+        print(f"{label:<40}{seconds:>8.3f}{peak:>9.0f}{size:>9.2f}")
     print()
     for name in ("plain", "plain, uncompressed"):
         mine_ = mine[name]
