@@ -198,6 +198,15 @@ def test_refusals(tmp_path: Path, make_case: Any) -> None:
         project / "segmentations" / "Case 001" / "CT Axial.nii.gz"))
     report = labelport.export(project, tmp_path / "shift", ["dicom-seg"])
     assert not report.ok and "grid" in str(report.failures[0]) and not list((tmp_path / "shift").rglob("*.dcm"))
+    # images without UIDs cannot be referenced
+    nib.save(image, str(project / "segmentations" / "Case 001" / "CT Axial.nii.gz"))
+    first = sorted((project / "images").rglob("*.dcm"))[0]
+    ds = pydicom.dcmread(first)
+    del ds.SOPInstanceUID
+    ds.save_as(first)
+    report = labelport.export(project, tmp_path / "uids", ["dicom-seg"])
+    assert not report.ok and "image has no SOPInstanceUID" in str(report.failures[0])
+    assert first.name in str(report.failures[0]) and not list((tmp_path / "uids").rglob("*.dcm"))
 
 
 def test_contract(tmp_path: Path) -> None:
