@@ -108,6 +108,7 @@ def _pixels(views: labelport.LabelViews, segments: list[_Segment], align: labelp
         region = labels[bk.start - first:bk.stop - first, bj, bi]
         inside = mask.transpose(2, 1, 0)
         if region[inside].any():  # segments overlap: only the stacked form can hold them
+            del labels, region
             return _stacked(found, frames, len(segments), first), range(first, stop)
         region[inside] = number
     return labels, range(first, stop)
