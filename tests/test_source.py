@@ -181,3 +181,22 @@ def test_zero_vox_offset_means_right_after_the_header(tmp_path: Path) -> None:
     raw = header.binaryblock + b"\0\0\0\0" + data.tobytes(order="F")
     (tmp_path / "zero.nii").write_bytes(raw)
     assert np.array_equal(labelport.read_label_nifti(str(tmp_path / "zero.nii")).array, data)
+
+
+def test_taxonomy_codes() -> None:
+    from labelport.sources.taxonomy import parse_taxonomy
+
+    liver = {"CodeValue": "10200004", "CodingSchemeDesignator": "SCT", "CodeMeaning": "Liver"}
+    tissue = {"CodeValue": "85756007", "CodingSchemeDesignator": "SCT", "CodeMeaning": "Tissue"}
+    taxonomy = parse_taxonomy({"objectTypes": [
+        {"category": "Liver", "segmentedPropertyCategory": tissue, "segmentedPropertyType": liver},
+        {"category": "Spine", "SegmentedPropertyCategoryCodeSequence": tissue,
+         "SegmentedPropertyTypeCodeSequence": liver},
+        {"category": "Other", "segmentedPropertyType": liver},  # one code alone: none
+    ]}, "taxonomy.json")
+    assert [c.codes for c in taxonomy.categories] == [
+        (("85756007", "SCT", "Tissue"), ("10200004", "SCT", "Liver")),
+        (("85756007", "SCT", "Tissue"), ("10200004", "SCT", "Liver")), None]
+    with pytest.raises(labelport.SourceError, match=r"objectTypes\[0\] \('Bad'\): segmentedPropertyType needs"):
+        parse_taxonomy({"objectTypes": [{"category": "Bad", "segmentedPropertyCategory": tissue,
+                                         "segmentedPropertyType": {"CodeValue": "1"}}]}, "taxonomy.json")
