@@ -176,10 +176,6 @@ def test_killed_export_resumes_to_the_same_result(tmp_path: Path, make_case: Any
         assert output_files(a) == output_files(b)
         for rel in [*output_files(a), "tasks.json"]:
             assert (a / rel).read_bytes() == (b / rel).read_bytes(), (w, rel)
-    alone = labelport.export(project, tmp_path / "alone", ["binary-mask"])
-    assert alone.ok and output_files(tmp_path / "alone") == output_files(tmp_path / "serial" / "binary-mask")
-    for rel in output_files(tmp_path / "alone"):
-        assert (tmp_path / "alone" / rel).read_bytes() == (tmp_path / "serial" / "binary-mask" / rel).read_bytes()
 
 
 def test_change_to_a_project_relative_label_map_is_seen(demo: Path, tmp_path: Path) -> None:
