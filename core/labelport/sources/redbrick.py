@@ -83,27 +83,31 @@ class RedBrickProject(Source):
         return self.transport.graphql(operation, QUERIES[operation],
                                       {"orgId": self.org_id, "projectId": self.project_id, **variables})
 
-    def _pages(self) -> Iterator[list[dict[str, Any]]]:
-        """Pages of task objects; the next page is fetched while the caller works on this one."""
-        stage = "END" if self.filter.only_ground_truth else self.filter.stage
+    def _stage(self) -> str | None:
+        """The stage the task filter asks the server for (ground truth is the END stage)."""
+        return "END" if self.filter.only_ground_truth else self.filter.stage
+
+    def _pages(self, operation: str, field: str, **variables: Any) -> Iterator[list[dict[str, Any]]]:
+        """The pages of a paged query. The next page is fetched while the caller works on this one, unless
+        ``lookahead`` is 0 (strictly sequential, as RedBrick's SDK fetches)."""
 
         def fetch(cursor: str | None) -> dict[str, Any]:
-            return dict(self._query("tasksPagedSDK", stageName=stage, cacheTime=self.since, first=PAGE_SIZE,
-                                    after=cursor).get("tasksPaged") or {})
+            return dict(self._query(operation, **variables, first=PAGE_SIZE, after=cursor).get(field) or {})
 
         with ThreadPoolExecutor(1) as prefetch:
             page = fetch(None)
             while True:
                 cursor = page.get("cursor")
-                if cursor and not self.lookahead:  # strictly sequential, as RedBrick's SDK fetches
-                    yield list(page.get("entries") or [])
-                    page = fetch(cursor)
-                    continue
-                following = prefetch.submit(fetch, cursor) if cursor else None
+                following = prefetch.submit(fetch, cursor) if cursor and self.lookahead else None
                 yield list(page.get("entries") or [])
-                if following is None:
+                if not cursor:
                     return
-                page = following.result()
+                page = following.result() if following is not None else fetch(cursor)
+
+    def _entries(self, operation: str, field: str, **variables: Any) -> Iterator[dict[str, Any]]:
+        """Every entry of a paged query."""
+        for page in self._pages(operation, field, **variables):
+            yield from page
 
     def refs(self) -> Iterator[TaskRef]:
         """The selected tasks. While they are exported, the files of the next ``lookahead`` tasks download in
@@ -113,7 +117,7 @@ class RedBrickProject(Source):
             shards = (self._query("taskSDK", taskId=t).get("task") for t in sorted(self.filter.task_ids))
             pages: Iterator[list[Any]] = iter([[s for s in shards if s]])
         else:
-            pages = self._pages()
+            pages = self._pages("tasksPagedSDK", "tasksPaged", stageName=self._stage(), cacheTime=self.since)
         chosen = (shard for page in pages for shard in page if self._select(shard))
         with ThreadPoolExecutor(max(1, self.download_threads)) as pool:
             window: list[TaskRef] = []
@@ -130,16 +134,6 @@ class RedBrickProject(Source):
         self._complete = not (self.filter.task_ids or self.filter.stage or self.filter.only_ground_truth
                               or self.since)
 
-    def _paged(self, operation: str, field: str, **variables: Any) -> Iterator[dict[str, Any]]:
-        """Every entry of a paged query, page after page."""
-        cursor = None
-        while True:
-            page = self._query(operation, **variables, first=PAGE_SIZE, after=cursor).get(field) or {}
-            yield from page.get("entries") or []
-            cursor = page.get("cursor")
-            if not cursor:
-                return
-
     def users(self) -> dict[str, str]:
         """The organisation's members and API keys: user id -> e-mail (or name, for an API key)."""
         if self._users is None:
@@ -154,7 +148,7 @@ class RedBrickProject(Source):
     def active_time(self, stage: str, task_id: str | None = None) -> Iterator[dict[str, Any]]:
         """Time spent on tasks in ``stage`` (optionally one task), as RedBrick's SDK reports it:
         ``{orgId, projectId, stageName, taskId, completedBy, timeSpent (ms), completedAt, cycle}``."""
-        for entry in self._paged("taskActiveTimeSDK", "taskActiveTime", stageName=stage, taskId=task_id):
+        for entry in self._entries("taskActiveTimeSDK", "taskActiveTime", stageName=stage, taskId=task_id):
             yield {"orgId": self.org_id, "projectId": self.project_id, "stageName": stage,
                    "taskId": entry.get("taskId"), "completedBy": (entry.get("user") or {}).get("email"),
                    "timeSpent": entry.get("timeSpent"), "completedAt": entry.get("date"), "cycle": entry.get("cycle")}
@@ -167,8 +161,7 @@ class RedBrickProject(Source):
             tasks: Iterator[Any] = (self._query("taskEventSDK", taskId=t).get("task")
                                     for t in sorted(self.filter.task_ids))
         else:
-            stage = "END" if self.filter.only_ground_truth else self.filter.stage
-            tasks = self._paged("taskEventsSDK", "tasksPaged", stageName=stage, cacheTime=self.since)
+            tasks = self._entries("taskEventsSDK", "tasksPaged", stageName=self._stage(), cacheTime=self.since)
         for task in tasks:
             if task and self.filter.accepts(task.get("taskId"), task.get("currentStageName")):
                 yield task_events(task, users)
@@ -186,7 +179,7 @@ class RedBrickProject(Source):
             raise SourceError(str(exc)) from None
         task_search = f'"{name}"' if name and exact_match else name
         users = self.users()
-        entries = self._paged("tasksListSDK", "genericTasks", stageName=stage_for_search or stage,
+        entries = self._entries("tasksListSDK", "genericTasks", stageName=stage_for_search or stage,
                               taskSearch=task_search, manualLabelingFilters=filters)
         for count, entry in enumerate(entries):
             if limit is not None and count >= limit:
