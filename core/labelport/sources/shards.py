@@ -224,7 +224,7 @@ def _series_record(labels: list[Any], info: Mapping[str, Any], index: int, items
     series: dict[str, Any] = {"name": info.get("name") or "", "items": [items[i] for i in indices]}
     for key in ("metaData", "imageHeaders"):
         if info.get(key):
-            series[key] = json.loads(info[key]) if isinstance(info[key], str) else info[key]
+            series[key] = _json(info[key])
     segment_map, fields = series_fields(labels, index, series["items"], indices)
     if segmentation is not None:
         series.update(segmentations=segmentation, segmentMap=segment_map, binaryMask=False, semanticMask=False,
@@ -279,14 +279,13 @@ def record_from_shard(shard: Mapping[str, Any], segmentations: Mapping[int, str]
     record: dict[str, Any] = {"taskId": shard["taskId"], "name": datapoint.get("name") or "", "series": []}
     for index, info in enumerate(info_list):
         series = _series_record(labels, info, index, items, segmentations.get(index))
-        for key, field in (("heatMaps", "heatMaps"), ("transforms", "transforms")):
-            own = [_series_extra(key, e) for e in datapoint.get(key) or [] if e.get("seriesIndex") == index]
+        for key, convert in _SERIES_EXTRAS.items():
+            own = [convert(e) for e in datapoint.get(key) or [] if e.get("seriesIndex") == index]
             if own:
-                series[field] = own
+                series[key] = own
         record["series"].append(series)
     sub_task = shard.get("currentStageSubTask") or {}
     consensus = _consensus(sub_task, info_list, items)
-    metadata = datapoint.get("metaData")
     point_attrs = datapoint.get("attributes")
     fields = {
         "labelsId": latest.get("tdId"), "currentStageName": shard.get("currentStageName"),
@@ -294,20 +293,29 @@ def record_from_shard(shard: Mapping[str, Any], segmentations: Mapping[int, str]
         "createdBy": (datapoint.get("createdByEntity") or {}).get("email"), "createdAt": datapoint.get("createdAt"),
         "storageId": (datapoint.get("storageMethod") or {}).get("storageId"),
         "updatedBy": (latest.get("createdByEntity") or {}).get("email"), "updatedAt": latest.get("createdAt"),
-        "metaData": json.loads(metadata) if isinstance(metadata, str) else metadata,
+        "metaData": _json(datapoint.get("metaData")),
         "classification": task_classification(labels),
-        "datapointClassification": {"attributes": attributes(json.loads(point_attrs) if isinstance(
-            point_attrs, str) else point_attrs)} if point_attrs else None,
+        "datapointClassification": {"attributes": attributes(_json(point_attrs))} if point_attrs else None,
     }
     record.update({k: v for k, v in fields.items() if v not in (None, "", {}, [])})
     record.update(consensus)
     return record
 
 
-def _series_extra(key: str, entry: Mapping[str, Any]) -> dict[str, Any]:
-    """A heat map or linear transform of a series, as tasks.json holds it."""
-    if key == "transforms":
-        flat = list(entry.get("transform") or [])
-        return {"transform": [flat[i:i + 4] for i in range(0, len(flat), 4)]}
+def _json(value: Any) -> Any:
+    """A field the API may send as JSON text or as a value."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _heat_map(entry: Mapping[str, Any]) -> dict[str, Any]:
     return {k: entry[k] for k in ("name", "item", "preset", "dataRange", "opacityPoints", "opacityPoints3d",
                                   "rgbPoints") if k in ("name", "item") or entry.get(k)}
+
+
+def _transform(entry: Mapping[str, Any]) -> dict[str, Any]:
+    flat = list(entry.get("transform") or [])
+    return {"transform": [flat[i:i + 4] for i in range(0, len(flat), 4)]}  # 4x4, row by row
+
+
+#: datapoint fields listed per series index -> how one entry appears in its series
+_SERIES_EXTRAS = {"heatMaps": _heat_map, "transforms": _transform}
