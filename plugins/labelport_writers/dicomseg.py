@@ -221,10 +221,9 @@ def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
         numbers = {i: seg.number for seg in segments for i in seg.instance_ids}
         if opts.segments == "class":
             segment_map = class_entries(series, path)
-            for key, value in segment_map.items():
-                members = classes(series)[int(key) - 1]
-                value.update(segmentNumber=numbers[members[0].instance_id],
-                             instances=[s.instance_id for s in members])
+            for class_id, members in classes(series).items():
+                segment_map[str(class_id + 1)].update(segmentNumber=numbers[members[0].instance_id],
+                                                      instances=[s.instance_id for s in members])
         else:
             segment_map = {str(s.instance_id): {**instance_entry(s, path), "segmentNumber": numbers[s.instance_id]}
                            for s in series.segments.values()}
