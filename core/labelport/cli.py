@@ -68,6 +68,32 @@ def cli(ctx: click.Context, debug: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(message)s")
 
 
+def _redbrick_options(command: Any) -> Any:
+    """--api-url, --profile and --ca-bundle, shared by every command that talks to RedBrick."""
+    for option in reversed([
+        click.option("--api-url", envvar="REDBRICK_URL", metavar="URL",
+                     help="RedBrick's API: its base URL (as the RedBrick CLI stores it) or GraphQL endpoint "
+                          "[default: the profile's, else RedBrick's; env REDBRICK_URL]."),
+        click.option("--profile", metavar="NAME", help="RedBrick CLI profile for the key, org and URL "
+                     "[default: REDBRICK_PROFILE, else the CLI's default profile]."),
+        click.option("--ca-bundle", type=click.Path(dir_okay=False), metavar="FILE",
+                     help="CA certificates to check RedBrick's TLS certificate with (env REQUESTS_CA_BUNDLE)."),
+    ]):
+        command = option(command)
+    return command
+
+
+def _warn_tls(project: Any) -> None:
+    for warning in getattr(project, "warnings", []):
+        click.echo(f"warning: {warning}", err=True)
+
+
+def _open_project(location: str, **kwargs: Any) -> Any:
+    project = redbrick_project(location, **kwargs)
+    _warn_tls(project)
+    return project
+
+
 @cli.command(cls=_ExportCommand)
 @click.argument("source")
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
@@ -79,9 +105,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--only-ground-truth", is_flag=True, help="Only tasks in the END stage.")
 @click.option("--taxonomy", type=click.Path(dir_okay=False, exists=True),
               help="Taxonomy JSON (default: SOURCE/taxonomy.json, else derived from the tasks).")
-@click.option("--since", metavar="TIME", help="RedBrick projects: only tasks updated after this ISO time.")
-@click.option("--api-url", envvar="REDBRICK_URL", metavar="URL",
-              help="RedBrick projects: the GraphQL endpoint [default: RedBrick's; env REDBRICK_URL].")
+@click.option("--since", metavar="TIME",
+              help="RedBrick projects: only tasks updated at or after TIME (ISO 8601 with a zone, or a date).")
+@_redbrick_options
 @click.option("--unknown-labels", type=click.Choice(["error", "warn"]), default="error", show_default=True,
               help="A voxel value missing from the segmentMap fails its task, or only warns.")
 @click.option("-j", "--workers", type=click.IntRange(min=1), default=None,
@@ -92,7 +118,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def export_command(
     ctx: click.Context, source: str, out: str, writers: tuple[str, ...], opts: tuple[str, ...],
     task_ids: tuple[str, ...], stage: str | None, only_ground_truth: bool, taxonomy: str | None,
-    since: str | None, api_url: str | None, unknown_labels: str, workers: int | None, force: bool, quiet: bool,
+    since: str | None, api_url: str | None, profile: str | None, ca_bundle: str | None, unknown_labels: str,
+    workers: int | None, force: bool, quiet: bool,
 ) -> None:
     """Export SOURCE into OUT. SOURCE is a RedBrick export folder, or redbrick:ORG_ID/PROJECT_ID for a live
     project (API key from REDBRICK_API_KEY or the RedBrick CLI's credentials).
@@ -127,10 +154,13 @@ def export_command(
         filters: dict[str, Any] = {"task_ids": task_ids, "stage": stage, "only_ground_truth": only_ground_truth}
         target: Any = source
         if source.startswith(REDBRICK_PREFIX):
-            target = redbrick_project(source, url=api_url, since=since, task_filter=TaskFilter.of(**filters))
+            target = redbrick_project(source, url=api_url, since=since, task_filter=TaskFilter.of(**filters),
+                                      profile=profile, ca_bundle=ca_bundle)
+            _warn_tls(target)
             filters = {}
-        elif since or api_url:
-            raise OptionError("--since and --api-url are for redbrick:ORG_ID/PROJECT_ID sources")
+        elif since or api_url or profile or ca_bundle:
+            raise OptionError("--since, --api-url, --profile and --ca-bundle are for redbrick:ORG_ID/PROJECT_ID "
+                              "sources")
         registry = _registry()
         show_bar = not quiet and sys.stderr.isatty()
         with click.progressbar(length=1, label="exporting", file=sys.stderr, show_eta=True,
@@ -182,57 +212,59 @@ def _print_records(ctx: click.Context, records: Any) -> None:
 
 
 _project_argument = click.argument("project", metavar="redbrick:ORG_ID/PROJECT_ID")
-_api_url_option = click.option("--api-url", envvar="REDBRICK_URL", metavar="URL",
-                               help="The GraphQL endpoint [env REDBRICK_URL].")
 
 
 @cli.command("active-time")
 @_project_argument
 @click.option("--stage", required=True, metavar="NAME", help="The stage whose time is reported.")
 @click.option("--task-id", metavar="ID", help="Only this task.")
-@_api_url_option
+@_redbrick_options
 @click.pass_context
-def active_time_command(ctx: click.Context, project: str, stage: str, task_id: str | None,
-                        api_url: str | None) -> None:
+def active_time_command(ctx: click.Context, project: str, stage: str, task_id: str | None, api_url: str | None,
+                        profile: str | None, ca_bundle: str | None) -> None:
     """Time spent per task and user in a stage of a RedBrick project, as NDJSON (RedBrick SDK records)."""
-    _print_records(ctx, lambda: redbrick_project(project, url=api_url).active_time(stage, task_id))
+    _print_records(ctx, lambda: _open_project(project, url=api_url, profile=profile, ca_bundle=ca_bundle)
+                   .active_time(stage, task_id))
 
 
 @cli.command("events")
 @_project_argument
 @click.option("--task-id", "task_ids", multiple=True, metavar="ID", help="Only this task (repeatable).")
 @click.option("--only-ground-truth", is_flag=True, help="Only tasks in the END stage.")
-@click.option("--since", metavar="TIME", help="Only tasks updated after this ISO time.")
-@_api_url_option
+@click.option("--since", metavar="TIME", help="Only tasks updated at or after TIME (ISO 8601 with a zone, or a date).")
+@_redbrick_options
 @click.pass_context
 def events_command(ctx: click.Context, project: str, task_ids: tuple[str, ...], only_ground_truth: bool,
-                   since: str | None, api_url: str | None) -> None:
+                   since: str | None, api_url: str | None, profile: str | None, ca_bundle: str | None) -> None:
     """The audit trail of a RedBrick project: one NDJSON record per task, {taskId, taskName,
-    currentStageName, events}, as RedBrick's SDK reports it."""
+    currentStageName, events}, as RedBrick's SDK reports it (all tasks, unless --only-ground-truth)."""
     task_filter = TaskFilter.of(task_ids, only_ground_truth=only_ground_truth)
-    _print_records(ctx, lambda: redbrick_project(project, url=api_url, since=since,
-                                                 task_filter=task_filter).events())
+    _print_records(ctx, lambda: _open_project(project, url=api_url, since=since, task_filter=task_filter,
+                                              profile=profile, ca_bundle=ca_bundle).events())
 
 
 @cli.command("tasks")
 @_project_argument
-@click.option("--search", type=click.Choice(SEARCHES, case_sensitive=False), default="ALL", show_default=True,
-              help="Which tasks, as RedBrick's SDK names the task lists.")
-@click.option("--stage", metavar="NAME", help="Only tasks in this stage.")
-@click.option("--name", metavar="TEXT", help="Task names containing TEXT.")
+@click.option("--search", type=click.Choice(SEARCHES, case_sensitive=False),
+              help="Which tasks, as RedBrick's SDK names the task lists [default: ALL; with --stage, QUEUED; "
+                   "with --completed-from/--completed-to, COMPLETED].")
+@click.option("--stage", metavar="NAME", help="The stage to search [default: the project's first stage].")
+@click.option("--name", metavar="TEXT", help="Task names starting with TEXT.")
 @click.option("--exact", is_flag=True, help="With --name: the whole name only.")
-@click.option("--user-id", metavar="ID", help="Only tasks assigned to this user.")
+@click.option("--task-id", metavar="ID", help="Only this task.")
+@click.option("--user-id", metavar="ID", help="Only tasks assigned to (or completed by) this user id or e-mail.")
 @click.option("--completed-from", metavar="TIME", help="With --search COMPLETED: completed at or after TIME.")
-@click.option("--completed-to", metavar="TIME", help="With --search COMPLETED: completed before TIME.")
+@click.option("--completed-to", metavar="TIME", help="With --search COMPLETED: completed at or before TIME.")
 @click.option("--limit", type=click.IntRange(min=0), help="At most this many tasks.")
-@_api_url_option
+@_redbrick_options
 @click.pass_context
-def tasks_command(ctx: click.Context, project: str, search: str, stage: str | None, name: str | None, exact: bool,
-                  user_id: str | None, completed_from: str | None, completed_to: str | None, limit: int | None,
-                  api_url: str | None) -> None:
+def tasks_command(ctx: click.Context, project: str, search: str | None, stage: str | None, name: str | None,
+                  exact: bool, task_id: str | None, user_id: str | None, completed_from: str | None,
+                  completed_to: str | None, limit: int | None, api_url: str | None, profile: str | None,
+                  ca_bundle: str | None) -> None:
     """List the tasks of a RedBrick project as NDJSON (RedBrick SDK listing records)."""
-    _print_records(ctx, lambda: redbrick_project(project, url=api_url).list_tasks(
-        search.upper(), stage=stage, name=name, exact_match=exact, user_id=user_id,
+    _print_records(ctx, lambda: _open_project(project, url=api_url, profile=profile, ca_bundle=ca_bundle).list_tasks(
+        search, stage=stage, name=name, exact_match=exact, task_id=task_id, user_id=user_id,
         completed_at=(completed_from, completed_to), limit=limit))
 
 

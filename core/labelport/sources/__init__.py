@@ -18,16 +18,19 @@ __all__ = ["LocalExport", "Source", "TaskFilter", "TaskRef", "open_source", "red
 
 
 def redbrick_project(location: str, *, url: str | None = None, since: str | None = None,
-                     task_filter: TaskFilter | None = None) -> RedBrickProject:
-    """The live project named ``redbrick:ORG_ID/PROJECT_ID``; ``url`` defaults to ``REDBRICK_URL``, else
-    RedBrick's endpoint."""
-    from .redbrick import DEFAULT_URL, RedBrickProject
+                     task_filter: TaskFilter | None = None, profile: str | None = None,
+                     ca_bundle: str | None = None) -> RedBrickProject:
+    """The live project named ``redbrick:ORG_ID/PROJECT_ID`` (or ``redbrick:PROJECT_ID``, in the profile's
+    organization). The key, organization and endpoint come from ``url``, ``REDBRICK_API_KEY``/``REDBRICK_URL``
+    or the RedBrick CLI's credentials (``profile``); see :mod:`labelport.sources.credentials`."""
+    from .redbrick import RedBrickProject
 
-    org, _, project = location.removeprefix(REDBRICK_PREFIX).partition("/")
-    if not location.startswith(REDBRICK_PREFIX) or not org or not project or "/" in project:
+    path = location.removeprefix(REDBRICK_PREFIX)
+    org, _, project = path.rpartition("/")
+    if not location.startswith(REDBRICK_PREFIX) or not project or "/" in org or (path.startswith("/")):
         raise SourceError(f"expected redbrick:ORG_ID/PROJECT_ID, not {location!r}")
-    return RedBrickProject(org, project, url=url or os.environ.get("REDBRICK_URL") or DEFAULT_URL, since=since,
-                           task_filter=task_filter)
+    return RedBrickProject(org or None, project, url=url, since=since, task_filter=task_filter, profile=profile,
+                           ca_bundle=ca_bundle)
 
 
 def open_source(
@@ -36,8 +39,8 @@ def open_source(
     task_filter: TaskFilter | None = None,
     taxonomy: str | os.PathLike[str] | None = None,
 ) -> Source:
-    """A source for ``location``: ``redbrick:ORG_ID/PROJECT_ID`` (a live project; the API key comes from
-    ``REDBRICK_API_KEY`` and the endpoint from ``REDBRICK_URL``, if set) or an export folder on disk. A
+    """A source for ``location``: ``redbrick:ORG_ID/PROJECT_ID`` (a live project; key and endpoint from
+    ``REDBRICK_API_KEY``/``REDBRICK_URL`` or the RedBrick CLI's credentials) or an export folder on disk. A
     :class:`Source` passes through."""
     if isinstance(location, Source):
         return location

@@ -1,100 +1,92 @@
 """A RedBrick task's audit trail and its listing entry, in the RedBrick SDK's record shapes.
 
 :func:`task_events` turns the API's ``genericEvents`` (a union of ``TaskEvent``, ``Comment`` and
-``TaskStateChanges``) into ``{taskId, taskName, currentStageName, events: [...]}``; :func:`task_entry` turns a
-``genericTasks`` entry into the listing record. Users are shown by e-mail, ``API Key - <name>`` or ``System``.
+``TaskStateChanges``, in the order they happened) into ``{taskId, taskName, currentStageName, events: [...]}``;
+:func:`task_entry` turns a ``genericTasks`` entry into the listing record; :func:`search_filters` maps a listing
+search to the stage and ``TasksFilter`` the SDK sends for it. Users are shown as :func:`~.shards.user_label`
+shows them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SEARCHES", "search_filters", "task_entry", "task_events", "user_name"]
+from .shards import image_headers, user_label
+
+__all__ = ["SEARCHES", "Stages", "search_filters", "task_entry", "task_events"]
 
 Raw = Mapping[str, Any]
 
-#: review stages whose output events are bookkeeping, not a person's action
+#: stages whose output events are bookkeeping, not a person's action
 _SILENT_STAGES = ("Failed_Review", "Output")
 
 
-def user_name(user: Any, users: Mapping[str, str]) -> str | None:
-    """A user id as the SDK shows it: the member's e-mail, ``API Key - <name>`` or ``System``."""
-    if isinstance(user, Mapping):
-        user = user.get("userId") or user.get("email")
-    if not user:
-        return None
-    user = str(user)
-    if user.startswith("RB:"):
-        return "System"
-    if user.startswith("API:"):
-        return f"API Key - {users[user]}" if user in users else "API Key"
-    return str(users.get(user, user))
-
-
-def _set(event: dict[str, Any], **values: Any) -> None:
-    event.update({k: v for k, v in values.items() if v is not None})
+def _score(value: Any) -> Any:
+    return None if value is None or value < 0 else value
 
 
 def _comment(raw: Raw, users: Mapping[str, str]) -> dict[str, Any]:
     out = {"commentId": raw.get("commentId"), "commentText": raw.get("textVal"),
-           "createdBy": user_name(raw.get("createdBy"), users), "stage": raw.get("stageName"),
-           "isIssue": bool(raw.get("issueComment")), "issueResolved": bool(raw.get("issueResolved"))}
-    _set(out, labelsId=(raw.get("taskData") or {}).get("tdId"), labelId=raw.get("labelEntityLabelId"))
+           "createdBy": user_label(raw.get("createdBy"), users), "stage": raw.get("stageName"),
+           "isIssue": raw.get("issueComment"), "issueResolved": raw.get("issueResolved")}
+    if (raw.get("taskData") or {}).get("tdId"):
+        out["labelsId"] = raw["taskData"]["tdId"]
+    if raw.get("labelEntityLabelId"):
+        out["labelId"] = raw["labelEntityLabelId"]
     pin = raw.get("pin")
-    if isinstance(pin, Mapping):
+    if pin:
         out["pin"] = {k: pin.get(k) for k in ("pinId", "pointX", "pointY", "pointZ", "frameIndex", "volumeIndex")}
     return out
 
 
-def _consensus_info(raw: Any, users: Mapping[str, str]) -> list[dict[str, Any]]:
-    return [{"user": user_name(c.get("user"), users), "labelsId": (c.get("taskData") or {}).get("tdId"),
-             **({"scores": [{"user": user_name(s.get("user"), users), "score": s.get("score")}
-                            for s in c.get("scores") or []]} if c.get("scores") is not None else {})}
-            for c in raw or []]
-
-
 class _Trail:
-    """The state carried from one raw event to the next while a task's trail is read in order."""
+    """The state carried from one raw event to the next while a task's trail is read in order: the stage the
+    task is in, its assignee, whether its last review passed, and where its latest save is."""
 
     def __init__(self, users: Mapping[str, str]) -> None:
         self.users = users
-        self.stage: str | None = None
+        self.stage: Any = None
         self.assignee: Any = None
-        self.review_passed = True
+        self.review_passed: Any = True
         self.events: list[dict[str, Any]] = []
+        self.saved_at: int | None = None  # position of the kept TASK_SAVED event
+
+    def _user(self, value: Any) -> str | None:
+        return user_label(value, self.users)
 
     def task_event(self, raw: Raw) -> tuple[str | None, dict[str, Any]]:
+        kind: str | None = None
         event: dict[str, Any] = {}
-        data = raw.get("taskData") or {}
-        labels_id = data.get("tdId")
+        data = raw.get("taskData")
         if raw.get("createEvent"):
-            create = raw["createEvent"]
-            _set(event, isGroundTruth=bool(create.get("isGroundTruth")), priority=create.get("priority"),
-                 createdBy=user_name(data.get("createdBy"), self.users) if data else None)
-            self.stage = create.get("currentStageName")
-            return "TASK_CREATED", event
-        if raw.get("inputEvent"):
+            created = raw["createEvent"]
+            kind = "TASK_CREATED"
+            event["isGroundTruth"] = created.get("isGroundTruth")
+            if created.get("priority") is not None:
+                event["priority"] = created["priority"]
+            if data:
+                event["createdBy"] = self._user(data.get("createdBy"))
+            self.stage = created.get("currentStageName")
+        elif raw.get("inputEvent"):
             entered = raw["inputEvent"]
-            kind = None
+            if entered.get("priority") is not None:
+                event["priority"] = entered["priority"]
             if entered.get("overallConsensusScore") is not None:
                 kind = "CONSENSUS_COMPUTED"
-                _set(event, stage=self.stage, score=entered["overallConsensusScore"], priority=entered.get("priority"),
-                     consensusInfo=_consensus_info(entered.get("consensusInfo"), self.users) or None)
+                event.update(stage=self.stage, score=_score(entered["overallConsensusScore"]))
             self.stage = entered.get("currentStageName")
-            return kind, event
-        if raw.get("outputEvent"):
+        elif raw.get("outputEvent"):
             left = raw["outputEvent"]
+            if left.get("timeSpentMs") is not None:
+                event["timeSpentMs"] = left["timeSpentMs"]
             stage = left.get("currentStageName")
-            self.stage = stage
-            if stage in _SILENT_STAGES:
-                return None, event
-            by = user_name(data.get("createdBy"), self.users) if stage == "END" else \
-                user_name(self.assignee or data.get("createdBy"), self.users)
             if stage == "END":
                 kind = "GROUNDTRUTH_TASK_EDITED"
-                _set(event, updatedBy=by)
-            else:
+                event["updatedBy"] = self._user((data or {}).get("createdBy"))
+            elif stage not in _SILENT_STAGES:
                 if left.get("nextStageName"):
                     kind = "TASK_MOVED"
                 elif left.get("outputBool") is None:
@@ -103,45 +95,54 @@ class _Trail:
                     kind = "TASK_ACCEPTED" if self.review_passed else "TASK_CORRECTED"
                 else:
                     kind = "TASK_REJECTED"
-                _set(event, stage=stage, updatedBy=by, nextStageName=left.get("nextStageName"))
-            _set(event, timeSpentMs=left.get("timeSpentMs"))
-            if left.get("consensusInfo"):
-                event["consensusInfo"] = _consensus_info(left["consensusInfo"], self.users)
-            else:
-                _set(event, labelsId=labels_id)
-            return kind, event
-        return None, event
+                actor = raw.get("updatedBy")
+                by = actor if actor and str(actor).startswith(("RB:", "API:")) else \
+                    self.assignee or (data or {}).get("createdBy")
+                event.update(stage=stage, updatedBy=self._user(by))
+            self.stage = stage
+        entered_info = (raw.get("inputEvent") or {}).get("consensusInfo")
+        multi = (raw.get("outputEvent") or {}).get("multiLabels")
+        if entered_info:
+            event["consensusInfo"] = [
+                {"user": self._user(c.get("user")), "labelsId": (c.get("taskData") or {}).get("tdId"),
+                 "scores": [{"user": self._user(s.get("user")), "score": _score(s.get("score"))}
+                            for s in c.get("scores") or []]} for c in entered_info]
+        elif multi:
+            event["consensusInfo"] = [{"user": self._user(c.get("user")),
+                                       "labelsId": (c.get("taskData") or {}).get("tdId")} for c in multi]
+        elif data:
+            event["labelsId"] = data.get("tdId")
+        return kind, event
 
     def state_change(self, raw: Raw) -> tuple[str | None, dict[str, Any]]:
+        kind: str | None = None
         event: dict[str, Any] = {}
-        kind = None
-        name = self.users
+        if raw.get("reviewResultBefore") != raw.get("reviewResultAfter"):
+            self.review_passed = raw.get("reviewResultAfter")
+        before, after = raw.get("assignedToBeforeEntity"), raw.get("assignedToAfterEntity")
 
         def people(assignees: Any, statuses: Any) -> list[dict[str, Any]]:
-            return [{"assignee": user_name(a, name), "status": s} for a, s in zip(assignees or [], statuses or [])]
+            return [{"assignee": self._user(a), "status": s} for a, s in zip(assignees or [], statuses or [])]
 
-        if raw.get("reviewResultBefore") != raw.get("reviewResultAfter"):
-            self.review_passed = bool(raw.get("reviewResultAfter"))
-        before, after = raw.get("assignedToBefore"), raw.get("assignedToAfter")
         if (raw.get("consensusAssigneesBefore") != raw.get("consensusAssigneesAfter")
                 or raw.get("consensusStatusesBefore") != raw.get("consensusStatusesAfter")):
             kind = "CONSENSUS_TASK_EDITED"
             event["consensusUsers"] = people(raw.get("consensusAssigneesAfter"), raw.get("consensusStatusesAfter"))
             event["prevConsensusUsers"] = people(raw.get("consensusAssigneesBefore"),
                                                  raw.get("consensusStatusesBefore"))
-        elif before != after:
+        elif (before or {}).get("userId") != (after or {}).get("userId"):
             if not after:
-                kind, event["prevAssignee"] = "TASK_UNASSIGNED", user_name(before, name)
+                kind, event["prevAssignee"] = "TASK_UNASSIGNED", self._user(before)
             elif before:
                 kind = "TASK_REASSIGNED"
-                event.update(assignee=user_name(after, name), prevAssignee=user_name(before, name))
+                event.update(assignee=self._user(after), prevAssignee=self._user(before))
             else:
-                kind, event["assignee"] = "TASK_ASSIGNED", user_name(after, name)
+                kind, event["assignee"] = "TASK_ASSIGNED", self._user(after)
         elif raw.get("statusBefore") != raw.get("statusAfter"):
             if raw.get("statusAfter") == "SKIPPED":
-                kind, event["assignee"] = "TASK_SKIPPED", user_name(after, name)
+                kind, event["assignee"] = "TASK_SKIPPED", self._user(after)
             elif raw.get("statusAfter") == "IN_PROGRESS" and raw.get("statusBefore") in ("SKIPPED", "ASSIGNED"):
-                kind, event["assignee"] = "TASK_SAVED", user_name(after, name)
+                kind, event["assignee"] = "TASK_SAVED", self._user(after)
         event["stage"] = raw.get("stageNameAfter") or self.stage
         if raw.get("stageNameAfter"):
             self.stage = raw["stageNameAfter"]
@@ -163,35 +164,42 @@ class _Trail:
         if kind is None:
             return
         if kind == "TASK_SAVED":  # only the latest save is kept
-            self.events = [e for e in self.events if e["eventType"] != "TASK_SAVED"]
+            if self.saved_at is not None:
+                del self.events[self.saved_at]
+            self.saved_at = len(self.events)
         self.events.append({"eventType": kind, "createdAt": raw.get("createdAt"), **event})
+
+    def finished(self) -> list[dict[str, Any]]:
+        """The events by time; a save is kept only when it was the task's last event."""
+        events = list(self.events)
+        if self.saved_at is not None and self.saved_at != len(events) - 1:
+            del events[self.saved_at]
+        return sorted(events, key=lambda e: e.get("createdAt") or "")
 
 
 def task_events(task: Raw, users: Mapping[str, str]) -> dict[str, Any]:
-    """``{taskId, taskName, currentStageName, events}`` with the events sorted by ``createdAt``. A save is
-    reported only when it is the task's last event."""
+    """``{taskId, taskName, currentStageName, events}``; ``users`` maps user ids to e-mails."""
     trail = _Trail(users)
     for raw in task.get("genericEvents") or []:
-        trail.add(raw)
-    events = trail.events
-    if events and any(e["eventType"] == "TASK_SAVED" for e in events[:-1]):
-        events = [e for e in events if e["eventType"] != "TASK_SAVED"]
+        if isinstance(raw, Mapping):
+            trail.add(raw)
     return {"taskId": task.get("taskId"), "taskName": (task.get("datapoint") or {}).get("name"),
-            "currentStageName": task.get("currentStageName"),
-            "events": sorted(events, key=lambda e: e.get("createdAt") or "")}
+            "currentStageName": task.get("currentStageName"), "events": trail.finished()}
 
 
 def _assignee(sub_task: Any, users: Mapping[str, str]) -> dict[str, Any] | None:
     if not isinstance(sub_task, Mapping):
         return None
-    user = user_name(sub_task.get("assignedTo"), users)
+    user = user_label(sub_task.get("assignedTo") or {}, users)
     if not user:
         return None
     out = {"user": user, "status": sub_task.get("state")}
     for raw_key, key in (("assignedAt", "assignedAt"), ("progressSavedAt", "lastSavedAt"),
-                         ("completedAt", "completedAt"), ("completionTimeMs", "timeSpentMs")):
-        if sub_task.get(raw_key) is not None:
+                         ("completedAt", "completedAt")):
+        if sub_task.get(raw_key):
             out[key] = sub_task[raw_key]
+    if sub_task.get("completionTimeMs") is not None:
+        out["timeSpentMs"] = sub_task["completionTimeMs"]
     return out
 
 
@@ -200,42 +208,98 @@ def task_entry(task: Raw, users: Mapping[str, str]) -> dict[str, Any]:
     priority?, metaData?, series?, assignees?}``."""
     datapoint = task.get("datapoint") or {}
     out: dict[str, Any] = {"taskId": task.get("taskId"), "name": datapoint.get("name"),
-                           "createdAt": datapoint.get("createdAt"), "currentStageName": task.get("currentStageName")}
-    series = [{k: v for k, v in (("name", s.get("name")), ("metaData", s.get("metaData")),
-                                 ("imageHeaders", s.get("imageHeaders"))) if v}
-              for s in datapoint.get("seriesInfo") or []]
-    sub_task = task.get("currentStageSubTask")
+                           "createdAt": task.get("createdAt"), "currentStageName": task.get("currentStageName")}
+    if datapoint.get("storageMethod"):
+        out["storageId"] = datapoint["storageMethod"].get("storageId")
+    if task.get("updatedAt"):
+        out["updatedAt"] = task["updatedAt"]
+    if datapoint.get("createdByEntity"):
+        out["createdBy"] = user_label(datapoint["createdByEntity"], users)
+    if task.get("priority"):
+        out["priority"] = task["priority"]
+    if datapoint.get("metaData"):
+        out["metaData"] = json.loads(datapoint["metaData"]) if isinstance(datapoint["metaData"], str) \
+            else datapoint["metaData"]
+    if isinstance(datapoint.get("seriesInfo"), list):
+        series = []
+        for info in datapoint["seriesInfo"]:
+            entry: dict[str, Any] = {}
+            if info.get("name"):
+                entry["name"] = info["name"]
+            if info.get("metaData"):
+                entry["metaData"] = json.loads(info["metaData"]) if isinstance(info["metaData"], str) \
+                    else info["metaData"]
+            headers = image_headers(info)
+            if headers:
+                entry["imageHeaders"] = headers
+            series.append(entry)
+        if any(series):
+            out["series"] = series
+    sub_task = task.get("currentStageSubTask") or {}
     assignees = [a for a in [_assignee(sub_task, users), *(_assignee(s, users) for s in
-                                                           (sub_task or {}).get("subTasks") or [])] if a]
-    optional = {"storageId": (datapoint.get("storageMethod") or {}).get("storageId"),
-                "updatedAt": task.get("updatedAt"),
-                "createdBy": user_name((datapoint.get("createdByEntity") or {}), users),
-                "priority": task.get("priority"), "metaData": datapoint.get("metaData"),
-                "series": series if any(series) else None, "assignees": assignees or None}
-    out.update({k: v for k, v in optional.items() if v is not None})
+                                                           sub_task.get("subTasks") or [])] if a]
+    if assignees:
+        out["assignees"] = assignees
     return out
 
 
-#: ``labelport tasks --search`` values, as RedBrick's SDK names them
+#: ``labelport tasks --search`` values, as RedBrick's SDK names the task lists
 SEARCHES = ("ALL", "GROUNDTRUTH", "UNASSIGNED", "QUEUED", "DRAFT", "SKIPPED", "COMPLETED", "FAILED", "ISSUES")
 
 
-def search_filters(search: str, user_id: str | None = None, completed_from: str | None = None,
+@dataclass(frozen=True)
+class Stages:
+    """A project's workflow: its labelling and review stages in order, and the stage holding ground truth."""
+
+    label: Sequence[str]
+    review: Sequence[str]
+    output: str = "Output"
+
+    @classmethod
+    def of(cls, stages: Sequence[Raw]) -> Stages:
+        """From the API's ``stages`` (``stageName``, ``brickName``)."""
+        kinds: dict[str, list[str]] = {}
+        for stage in stages:
+            kinds.setdefault(str(stage.get("brickName")), []).append(str(stage.get("stageName")))
+        return cls(tuple(kinds.get("manual-labeling", [])), tuple(kinds.get("expert-review", [])),
+                   (kinds.get("labelset-output") or ["Output"])[-1])
+
+
+def search_filters(search: str, stages: Stages, stage: str | None = None, user_id: str | None = None,
+                   task_id: str | None = None, completed_from: str | None = None,
                    completed_to: str | None = None) -> tuple[str | None, dict[str, Any]]:
-    """(stage override, ``TasksFilter``) for a listing search; ``GROUNDTRUTH`` lists the ``END`` stage."""
-    user = {"userId": user_id} if user_id else {}
+    """(stage, ``TasksFilter``) that RedBrick's SDK sends for a listing search. Searches of one stage default
+    to the project's first stage; ``FAILED`` looks at a review stage and ``ISSUES`` at the first labelling
+    stage; ``ALL``, ``GROUNDTRUTH``, ``FAILED`` and ``ISSUES`` ignore the user."""
+    first = [*stages.label, *stages.review, stages.output][0]
+    filters: dict[str, Any] = {}
+    if user_id:
+        filters["userId"] = user_id
+    if task_id:
+        filters["taskId"] = task_id
     if search == "ALL":
-        return None, {**user}
+        filters.pop("userId", None)
+        return None, filters
     if search == "GROUNDTRUTH":
-        return "END", {**user}
+        filters.pop("userId", None)
+        return stages.output, filters
     if search == "UNASSIGNED":
-        return None, {"userId": None}
+        return stage or first, {**filters, "userId": None}
+    if search == "QUEUED":
+        return stage or first, filters
+    if search in ("DRAFT", "SKIPPED"):
+        return stage or first, {**filters, "status": "STAGED" if search == "DRAFT" else "SKIPPED"}
     if search == "COMPLETED":
         dates = {k: v for k, v in (("completedAtFrom", completed_from), ("completedAtTo", completed_to)) if v}
-        return None, {"recentlyCompleted": True, **dates, **user}
+        return stage or first, {**filters, "recentlyCompleted": True, **dates}
     if search == "FAILED":
-        return None, {"reviewState": "FAILED", **user}
-    states = {"QUEUED": "ASSIGNED", "DRAFT": "STAGED", "SKIPPED": "SKIPPED", "ISSUES": "PROBLEM"}
-    if search in states:
-        return None, {"status": states[search], **user}
+        filters.pop("userId", None)
+        if not stages.review:
+            raise ValueError("search FAILED needs a review stage, and this project has none")
+        return (stage if stage in stages.review else stages.review[0]), {**filters, "reviewState": "FAILED"}
+    if search == "ISSUES":
+        filters.pop("userId", None)
+        if not stages.label:
+            raise ValueError("search ISSUES needs a labelling stage, and this project has none")
+        return stages.label[0], {**filters, "status": "PROBLEM"}
     raise ValueError(f"unknown search {search!r}; expected one of {', '.join(SEARCHES)}")

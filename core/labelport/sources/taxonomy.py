@@ -61,7 +61,7 @@ def _codes(item: Mapping[str, Any], what: str, where: str) -> tuple[Code, Code] 
     return (found[0], found[1])  # type: ignore[return-value]
 
 
-def _nested(categories: Iterable[Any], colors: list[Any], trail: tuple[str, ...] = ()) -> list[Category]:
+def _nested(categories: Iterable[Any], colors: Mapping[int, Any], trail: tuple[str, ...] = ()) -> list[Category]:
     out: list[Category] = []
     for node in categories:
         if not isinstance(node, Mapping) or not isinstance(node.get("name"), str):
@@ -69,9 +69,20 @@ def _nested(categories: Iterable[Any], colors: list[Any], trail: tuple[str, ...]
         path = (*trail, node["name"])
         if isinstance(node.get("classId"), int) and node["classId"] >= 0:
             class_id = node["classId"]
-            color = colors[class_id] if class_id < len(colors) else None
-            out.append(Category(category_name(list(path)), class_id, _color(color, class_id)))
+            out.append(Category(category_name(list(path)), class_id, _color(colors.get(class_id), class_id)))
         out.extend(_nested(node.get("children") or [], colors, path))
+    return out
+
+
+def _colors(value: Any) -> dict[int, Any]:
+    """class id -> colour, from a list indexed by class id or RedBrick's ``colorMap`` (``{classid, color}``)."""
+    out: dict[int, Any] = {}
+    for n, item in enumerate(value or []):
+        if isinstance(item, Mapping):
+            if isinstance(item.get("classid"), int) and not item.get("taskcategory"):
+                out[item["classid"]] = item.get("color")
+        else:
+            out[n] = item
     return out
 
 
@@ -84,7 +95,7 @@ def parse_taxonomy(data: Any, where: str) -> Taxonomy:
         cats = _object_types(data["objectTypes"], where)
         name = str(data.get("name") or "taxonomy")
     elif isinstance(data, Mapping) and isinstance(data.get("categories"), list):
-        cats = tuple(_nested(data["categories"], list(data.get("colorMap") or data.get("colors") or [])))
+        cats = tuple(_nested(data["categories"], _colors(data.get("colorMap") or data.get("colors"))))
         name = str(data.get("name") or "taxonomy")
     else:
         raise SourceError("not a RedBrick taxonomy (expected 'objectTypes' or 'categories')", file=where)
