@@ -89,7 +89,7 @@ def test_task_that_left_the_source_is_removed(demo: Path, tmp_path: Path) -> Non
 
 def test_files_a_task_no_longer_produces_are_removed(demo: Path, tmp_path: Path) -> None:
     out = tmp_path / "o"
-    labelport.export(demo, out, ["binary-mask"])
+    labelport.export(demo, out, ["binary-mask"], unknown_labels="warn")
     assert (out / "segmentations/Patient 001/CT/instance-3.nii.gz").is_file()
     tasks = json.loads((demo / "tasks.json").read_text())
     del tasks[0]["series"][0]["segmentMap"]["3"]
@@ -100,13 +100,62 @@ def test_files_a_task_no_longer_produces_are_removed(demo: Path, tmp_path: Path)
     assert (out / "segmentations/Patient 001/CT/instance-2.nii.gz").is_file()
 
 
+def _listed_files(root: Path) -> set[str]:
+    """The files tasks.json refers to (label maps and masks), relative to ``root``."""
+    found = set()
+    for task in _tasks(root):
+        for series in task["series"]:
+            seg = series.get("segmentations") or []
+            found.update(os.path.normpath(p) for p in ([seg] if isinstance(seg, str) else seg))
+    return found
+
+
 def test_filtered_export_keeps_the_other_tasks(demo: Path, tmp_path: Path) -> None:
     out = tmp_path / "o"
     labelport.export(demo, out, ["nifti"])
-    report = labelport.export(demo, out, ["nifti"], stage="Review_1")
-    assert report.removed == {"nifti": 0} and report.unchanged == {"nifti": 1}
-    assert (out / "segmentations/Patient 001/CT.nii.gz").is_file()
-    assert labelport.export(demo, out, ["nifti"]).unchanged == {"nifti": 4}
+    clean = _tasks(out)
+    # a filtered export refreshes what it selects and keeps every other task's record, in its place
+    records = json.loads((demo / "tasks.json").read_text())
+    records[2]["metaData"] = {"site": "moved"}
+    (demo / "tasks.json").write_text(json.dumps(records))
+    for filters in ({"stage": "Review_1"}, {"task_ids": [records[2]["taskId"]]}):
+        report = labelport.export(demo, out, ["nifti"], **filters)  # type: ignore[arg-type]
+        assert report.removed == {"nifti": 0}
+        listed = _tasks(out)
+        assert [t["taskId"] for t in listed] == [t["taskId"] for t in clean]
+        assert listed[2]["metaData"] == {"site": "moved"} and listed[:2] == clean[:2] and listed[3] == clean[3]
+        assert _listed_files(out) == set(output_files(out))  # tasks.json describes exactly the files on disk
+    # a filter that leaves out a task that has since changed keeps its earlier export until it is selected
+    records[0]["metaData"] = {"site": "later"}
+    (demo / "tasks.json").write_text(json.dumps(records))
+    labelport.export(demo, out, ["nifti"], stage="Review_1")
+    assert _tasks(out)[0] == clean[0]
+    assert labelport.export(demo, out, ["nifti"]).written == {"nifti": 1}
+    fresh = tmp_path / "fresh"
+    labelport.export(demo, fresh, ["nifti"])
+    assert (out / "tasks.json").read_bytes() == (fresh / "tasks.json").read_bytes()
+
+
+def test_a_filtered_first_export_then_a_full_one_is_in_source_order(demo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    labelport.export(demo, out, ["nifti"], stage="Review_1")
+    assert [t["name"] for t in _tasks(out)] == ["Patient 003"]
+    labelport.export(demo, out, ["nifti"])
+    fresh = tmp_path / "fresh"
+    labelport.export(demo, fresh, ["nifti"])
+    assert (out / "tasks.json").read_bytes() == (fresh / "tasks.json").read_bytes()
+
+
+def test_a_task_that_starts_failing_loses_its_output_and_fails_every_run(demo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    labelport.export(demo, out, ["nifti"])
+    (demo / "segmentations" / "Patient 003" / "CT.nii.gz").write_bytes(b"not a label map")
+    for _ in range(2):
+        report = labelport.export(demo, out, ["nifti"])
+        assert [f.task for f in report.failures] == ["Patient 003"]
+        assert [t["name"] for t in _tasks(out)] == ["Patient 001", "Patient 002", "Patient 004"]
+        assert not (out / "segmentations" / "Patient 003").exists()
+        assert _listed_files(out) == set(output_files(out))
 
 
 def test_force_rewrites_everything(demo: Path, tmp_path: Path) -> None:
@@ -121,13 +170,20 @@ def test_force_rewrites_everything(demo: Path, tmp_path: Path) -> None:
     assert all(before[k][2] == after[k][2] for k in before)
 
 
-def test_leftover_temporary_files_are_swept(demo: Path, tmp_path: Path) -> None:
+def test_leftover_temporary_files_are_swept_and_nobody_elses(demo: Path, tmp_path: Path) -> None:
     out = tmp_path / "o"
     labelport.export(demo, out, ["nifti"])
-    stale = out / "segmentations" / "Patient 001" / ".CT.nii.gz.12345.tmp"
+    stale = out / ".labelport" / "tmp" / "12345-1-0-CT.nii.gz"  # what a killed export leaves
+    stale.parent.mkdir(parents=True, exist_ok=True)
     stale.write_bytes(b"half a file")
+    theirs = [out / ".report.2024.tmp", out / "other-project" / "deep" / ".x.tmp",
+              out / ".labelport-mywork.tmp" / "notes.txt", out / "segmentations" / "Patient 001" / ".CT.nii.gz.9.tmp"]
+    for path in theirs:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("someone else's")
     labelport.export(demo, out, ["nifti"])
     assert not stale.exists()
+    assert all(p.read_text() == "someone else's" for p in theirs)
 
 
 @pytest.mark.slow

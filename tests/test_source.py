@@ -116,9 +116,13 @@ def test_derived_taxonomy(demo: Path) -> None:
     (demo / "taxonomy.json").unlink()
     src = LocalExport(demo)
     assert src.taxonomy.derived
-    assert [(c.name, c.class_id) for c in src.taxonomy.categories] == [("Liver", 0), ("Kidney", 1), ("Tumor", 2)]
+    # by category name: the ids do not depend on which task comes first
+    assert [(c.name, c.class_id) for c in src.taxonomy.categories] == [("Kidney", 0), ("Liver", 1), ("Tumor", 2)]
     assert [c.color for c in src.taxonomy.categories] == [c.color for c in LocalExport(demo).taxonomy.categories]
     assert len({c.color for c in src.taxonomy.categories}) == 3
+    records = json.loads((demo / "tasks.json").read_text())
+    (demo / "tasks.json").write_text(json.dumps(records[::-1]))
+    assert LocalExport(demo).taxonomy == src.taxonomy
 
 
 def test_taxonomy_file_missing_a_category(demo: Path, tmp_path: Path) -> None:
@@ -126,7 +130,7 @@ def test_taxonomy_file_missing_a_category(demo: Path, tmp_path: Path) -> None:
     (tmp_path / "t.json").write_text(json.dumps(tax))
     src = LocalExport(demo, taxonomy=tmp_path / "t.json")
     assert [(c.name, c.class_id) for c in src.taxonomy.categories] == [
-        ("Tumor", 5), ("Liver", 6), ("Kidney", 7)]
+        ("Tumor", 5), ("Kidney", 6), ("Liver", 7)]
     assert any("Liver" in w for w in src.warnings)
     task = list(src)[1]
     assert task.series[0].segments[1].color == (1, 2, 3)

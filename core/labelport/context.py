@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from .errors import WriterError
 from .model import LabelMap, Series
+from .outdir import move_into_place, scratch_file
 from .paths import safe_join
 
 if TYPE_CHECKING:
@@ -23,8 +23,8 @@ __all__ = ["WriterContext"]
 class WriterContext:
     """One writer's view of one task.
 
-    Every file goes through :meth:`create` (or a helper built on it): it is written under a temporary name
-    and renamed into place only when complete, and its path is recorded in :attr:`written`. Paths are
+    Every file goes through :meth:`create` (or a helper built on it): it is written in the root's scratch
+    folder and renamed into place only when complete, and its path is recorded in :attr:`written`. Paths are
     relative to :attr:`root` and use ``/``; they cannot leave the root.
     """
 
@@ -62,13 +62,12 @@ class WriterContext:
         without an exception, and removed otherwise."""
         final = safe_join(self.root, relpath)
         os.makedirs(os.path.dirname(final), exist_ok=True)
-        head, tail = os.path.split(final)
-        tmp = os.path.join(head, f".{tail[:180]}.{os.getpid()}.tmp")
+        tmp = scratch_file(self.root, final)
         try:
             yield tmp
             if not os.path.isfile(tmp):
                 raise WriterError(f"nothing was written to {relpath}")
-            os.replace(tmp, final)
+            move_into_place(tmp, final)
         finally:
             if os.path.lexists(tmp):
                 os.remove(tmp)
@@ -80,9 +79,8 @@ class WriterContext:
         MetaImage header names its data file): yields paths with those names in a private temporary
         folder; all are moved into place when the block succeeds, none otherwise."""
         finals = [safe_join(self.root, rel) for rel in relpaths]
-        first_dir = os.path.dirname(finals[0])
-        os.makedirs(first_dir, exist_ok=True)
-        tmpdir = tempfile.mkdtemp(prefix=".labelport-", suffix=".tmp", dir=first_dir)
+        tmpdir = scratch_file(self.root, "many")
+        os.makedirs(tmpdir)
         try:
             tmps = [os.path.join(tmpdir, os.path.basename(f)) for f in finals]
             if len(set(tmps)) != len(tmps):
@@ -93,7 +91,7 @@ class WriterContext:
                     raise WriterError(f"nothing was written to {rel}")
             for tmp, final, rel in zip(tmps, finals, relpaths):
                 os.makedirs(os.path.dirname(final), exist_ok=True)
-                os.replace(tmp, final)
+                move_into_place(tmp, final)
                 self.written.append(rel)
         finally:
             shutil.rmtree(tmpdir, ignore_errors=True)

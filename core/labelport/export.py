@@ -1,54 +1,49 @@
 """The export pipeline: source -> tasks -> every selected writer -> files and one tasks.json per writer.
 
 Each task is opened once and its label maps loaded once for all writers, on a worker process (``workers``)
-or in this one. A task that fails (unreadable input, a writer error) is reported and its partial output
-removed; the other tasks are still exported. tasks.json is written in source order, atomically.
+or in this one (see :mod:`labelport.taskrun` and :mod:`labelport.workers`). A task that fails (unreadable
+input, a malformed record, a writer error, a worker that died or ran out of time) is reported by name and its
+output removed; the other tasks are still exported.
 
-Exports are incremental: a task whose inputs and writer options did not change since the last export into the
-same folder is not written again, the outputs of tasks that left the source are removed, and an interrupted
-export resumes (see :mod:`labelport.manifest`). ``force=True`` rewrites everything.
+Exports are incremental and always equal to a clean export: a task is written again when anything its output
+depends on changed (its record, the size and time of its files, the taxonomy, its folder name, the writer and
+its options and version, ``unknown_labels``, labelport's version); the outputs of tasks that left the source
+are removed; an interrupted export resumes (see :mod:`labelport.manifest`). ``force=True`` rewrites
+everything. Task folders are named from the whole source in source order, so a filter never changes them.
+tasks.json always lists exactly the tasks whose files are on disk: a filtered export refreshes the tasks it
+selects and keeps the others' entries.
+
+One export at a time writes into a folder, never into (or around) its own source; see :mod:`labelport.outdir`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
-import sys
+import signal
+import threading
 import time
-import traceback
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ._version import __version__
-from .context import WriterContext
-from .errors import LabelportError, OptionError, PluginError
-from .manifest import Manifest, fingerprint, input_digest, sweep_temporary_files
-from .model import Task
-from .paths import UniqueNames
+from .errors import OptionError, PluginError
+from .manifest import Manifest, existing_files, fingerprint, input_digest
+from .outdir import OutputLock, check_output, clear_scratch
+from .paths import UniqueNames, safe_name
 from .plugins import Registry, WriterInfo
-from .sources import Source, TaskFilter, TaskRef, open_source
-from .tasksjson import TasksJsonWriter, encode_entry
+from .sources import LocalExport, Source, TaskFilter, TaskRef, open_source
+from .taskrun import Failure, Interrupted, Outcome, failure, run_task, worker_init, worker_run
+from .tasksjson import TasksJsonWriter
 
 __all__ = ["ExportReport", "Failure", "export"]
 
 UnknownLabels = Literal["error", "warn"]
 Progress = Callable[[int, "int | None", bool], None]
 Chosen = list[tuple[WriterInfo, Any]]
-
-
-@dataclass(frozen=True)
-class Failure:
-    """A task (or, with ``writer``, one writer's part of it) that was not exported."""
-
-    task: str
-    task_id: str
-    writer: str | None
-    message: str
-    detail: str = ""
-
-    def __str__(self) -> str:
-        return f"[{self.writer}] {self.message}" if self.writer else self.message
 
 
 @dataclass
@@ -75,29 +70,15 @@ class ExportReport:
 
 
 @dataclass
-class _Outcome:
-    """What running one task produced: per writer (its tasks.json entry as text, files) or a failure; warnings."""
-
-    results: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
-    failures: list[Failure] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-
-@dataclass
 class _Slot:
     """A task on its way through the pipeline, kept until every earlier task is flushed."""
 
     ref: TaskRef
     key: str
+    folder: str
     fingerprints: dict[str, str]
     reused: dict[str, dict[str, Any]]
     todo: list[str]
-
-
-def _series_stems(task: Task) -> dict[int, str]:
-    names = UniqueNames()
-    return {s.index: names.take(s.name, chr(ord("A") + s.index) if s.index < 26 else f"S{s.index + 1}")
-            for s in task.series}
 
 
 def _resolve_writers(registry: Registry, names: Sequence[str], options: Mapping[str, Mapping[str, Any]]) -> Chosen:
@@ -117,149 +98,197 @@ def _resolve_writers(registry: Registry, names: Sequence[str], options: Mapping[
     return chosen
 
 
-def _failure(exc: BaseException, task: str, task_id: str, writer: str | None) -> Failure:
-    if isinstance(exc, LabelportError):
-        message = str(exc.located(task=task))
-    else:  # a bug or an unexpected library error: still one line, the traceback for --debug
-        message = f"task {task!r}: {type(exc).__name__}: {exc}"
-    return Failure(task, task_id, writer, message, traceback.format_exc())
+def _names(value: Any, what: str) -> list[str]:
+    """A name or a list of names (a lone string is one name, not a list of characters)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping) or not isinstance(value, Iterable):
+        raise OptionError(f"{what} must be a list of strings, not {type(value).__name__}")
+    names = list(value)
+    bad = [v for v in names if not isinstance(v, str) or not v]
+    if bad:
+        raise OptionError(f"{what} must be a list of non-empty strings; got {bad[0]!r}")
+    return names
 
 
-def run_task(src: Source, ref: TaskRef, folder: str, chosen: Chosen, roots: Mapping[str, str],
-             unknown_labels: UnknownLabels) -> _Outcome:
-    """Open one task, check it and run the given writers on it (in this process)."""
-    outcome = _Outcome()
+def _check_arguments(source: Any, out: Any, options: Any, stage: Any, only_ground_truth: Any, taxonomy: Any,
+                     unknown_labels: Any, registry: Any, progress: Any, workers: Any, force: Any,
+                     task_timeout: Any) -> None:
+    """One clear message for each misuse of :func:`export` (its signature says what each argument takes)."""
+    path_like = (str, os.PathLike)
+    checks = [
+        (isinstance(source, (*path_like, Source)), "source must be a folder path or a labelport Source"),
+        (isinstance(out, path_like) and str(out) != "", "out must be a folder path"),
+        (options is None or (isinstance(options, Mapping) and all(
+            isinstance(k, str) and isinstance(v, Mapping) for k, v in options.items())),
+         "options must map writer names to {option: value} mappings"),
+        (stage is None or (isinstance(stage, str) and stage != ""), "stage must be a stage name or None"),
+        (isinstance(only_ground_truth, bool), "only_ground_truth must be True or False"),
+        (taxonomy is None or isinstance(taxonomy, path_like), "taxonomy must be a file path or None"),
+        (unknown_labels in ("error", "warn") and isinstance(unknown_labels, str),
+         f"unknown_labels must be 'error' or 'warn', not {unknown_labels!r}"),
+        (registry is None or isinstance(registry, Registry), "registry must be a labelport Registry or None"),
+        (progress is None or callable(progress), "progress must be a function or None"),
+        (isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1,
+         f"workers must be a whole number of at least 1, not {workers!r}"),
+        (isinstance(force, bool), "force must be True or False"),
+        (task_timeout is None or (isinstance(task_timeout, (int, float)) and not isinstance(task_timeout, bool)
+                                  and task_timeout > 0), f"task_timeout must be a number of seconds above 0 "
+                                                         f"or None, not {task_timeout!r}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise OptionError(message)
+
+
+class _Folders:
+    """Task folder names. They come from the whole source, in source order, whenever the source can list it
+    (so a filter or a failed task never changes them); otherwise from the folders earlier exports recorded,
+    a newcomer never taking another task's folder."""
+
+    def __init__(self, listing: list[tuple[str, str]] | None, streams_all: bool, recorded: Mapping[str, str]):
+        self.fixed: dict[str, str] | None = None
+        if listing is not None:
+            names = UniqueNames()
+            self.fixed = {key: names.take(name, fallback) for key, name, fallback in _keyed(listing)}
+        self.fresh = UniqueNames() if streams_all else None
+        self.recorded = dict(recorded)
+        self.taken: set[str] = set()
+
+    def take(self, key: str, name: str, fallback: str) -> str:
+        if self.fixed is not None and key in self.fixed:
+            return self.fixed[key]
+        if self.fresh is not None:
+            return self.fresh.take(name, fallback)
+        base = safe_name(name, fallback)
+        own = self.recorded.get(key)
+        if own and (own == base or (own.startswith(base + "-") and own[len(base) + 1:].isdigit())):
+            self.taken.add(own.casefold())
+            return own
+        others = {folder.casefold() for k, folder in self.recorded.items() if k != key} | self.taken
+        candidate, n = base, 1
+        while candidate.casefold() in others:
+            n += 1
+            candidate = f"{base}-{n}"
+        self.taken.add(candidate.casefold())
+        return candidate
+
+
+def _key(seen: dict[str, int], task_id: str, index: int) -> str:
+    """The manifest key of a task: its id (a task id that repeats makes a task of its own)."""
+    base = task_id or f"record {index}"
+    seen[base] = seen.get(base, 0) + 1
+    return base if seen[base] == 1 else f"{base}\0{seen[base]}"
+
+
+def _keyed(listing: Iterable[tuple[str, str]]) -> Iterator[tuple[str, str, str]]:
+    """(manifest key, name, folder fallback) for each (task id, name) of a source, in order."""
+    seen: dict[str, int] = {}
+    for index, (task_id, name) in enumerate(listing):
+        yield _key(seen, task_id, index), name, task_id or f"record-{index + 1}"
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+
+
+@contextlib.contextmanager
+def _signals() -> Iterator[None]:
+    """Ctrl-C and SIGTERM end the export the same way (cleanly, raising KeyboardInterrupt), and mark that they
+    really arrived (see :class:`labelport.taskrun.Interrupted`)."""
+    Interrupted.event.clear()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, Interrupted.handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        task = src.open(ref)
-    except Exception as exc:
-        outcome.failures.append(_failure(exc, ref.label, ref.task_id, None))
-        return outcome
-    try:
-        task.check(unknown_labels=unknown_labels == "error")
-        for s in task.series:
-            if unknown_labels == "warn" and (unknown := s.unknown_values()):
-                outcome.warnings.append(f"task {task.label!r}, series {s.name!r}: label values "
-                                        f"{unknown} are not in the segmentMap (kept as stored)")
-    except Exception as exc:
-        outcome.failures.append(_failure(exc, task.label, task.task_id, None))
-        task.release()
-        return outcome
-    stems = _series_stems(task)
-    try:
-        for info, opts in chosen:
-            ctx = WriterContext(roots[info.name], folder, stems, opts, writer=info.name)
-            try:
-                entry = info.spec.write(task, ctx)
-                if not isinstance(entry, dict) or entry.get("taskId") != task.task_id:
-                    raise PluginError(f"writer {info.name!r} returned no tasks.json entry for this task")
-                try:
-                    text = encode_entry(entry)  # here, on the worker: the parent only writes text
-                except (TypeError, ValueError) as exc:
-                    raise PluginError(f"writer {info.name!r} returned an entry that is not JSON ({exc})") from None
-                outcome.results[info.name] = (text, list(ctx.written))
-            except Exception as exc:
-                ctx.rollback()
-                outcome.failures.append(_failure(exc, task.label, task.task_id, info.name))
+        yield
     finally:
-        task.release()
-    return outcome
-
-
-# -- running tasks here or on worker processes ----------------------------------------------------------------
-
-_WORKER: dict[str, Any] = {}
-
-
-def _worker_init(src: Source, names: list[str], options: dict[str, Any], roots: dict[str, str],
-                 unknown_labels: UnknownLabels) -> None:
-    import pickle
-
-    src = pickle.loads(pickle.dumps(src))  # a forked worker must not share the parent's connections
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the parent process already reported broken plugins
-        registry = Registry()
-    _WORKER.update(src=src, chosen=[(registry.writer(n), options[n]) for n in names], roots=roots,
-                   unknown_labels=unknown_labels)
-
-
-def _worker_run(ref: TaskRef, folder: str, names: list[str]) -> _Outcome:
-    chosen = [(info, opts) for info, opts in _WORKER["chosen"] if info.name in names]
-    return run_task(_WORKER["src"], ref, folder, chosen, _WORKER["roots"], _WORKER["unknown_labels"])
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class _Runner:
-    """Runs tasks in this process (``workers == 1``) or on a pool of worker processes, keeping at most two
-    tasks per worker in flight so that memory is bounded by the workers, not by the project."""
+    """Runs tasks in this process (``workers == 1`` and no time limit) or on a :class:`WorkerPool`, keeping at
+    most two tasks per worker in flight so that memory is bounded by the workers, not by the project."""
 
-    def __init__(self, workers: int, src: Source, chosen: Chosen, roots: dict[str, str],
+    def __init__(self, workers: int, timeout: float | None, src: Source, chosen: Chosen, roots: dict[str, str],
                  unknown_labels: UnknownLabels) -> None:
         self.src, self.chosen, self.roots, self.unknown_labels = src, chosen, roots, unknown_labels
-        self.done: dict[int, _Outcome] = {}
+        self.done: dict[int, Outcome] = {}
+        self.refs: dict[int, TaskRef] = {}
         self.pool: Any = None
-        self.futures: dict[Any, int] = {}
+        if workers > 1 or timeout is not None:
+            from .workers import WorkerPool
+
+            names = [info.name for info, _ in chosen]
+            options = {info.name: opts for info, opts in chosen}
+            self.pool = WorkerPool(workers, worker_init, (src, names, options, roots, unknown_labels), worker_run,
+                                   timeout=timeout)
         self.limit = 2 * workers
-        self.workers = workers
-
-    def _start_pool(self) -> Any:
-        """The worker processes, started when the first task needs them (a no-op re-export starts none)."""
-        if self.pool is None:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            names = [info.name for info, _ in self.chosen]
-            options = {info.name: opts for info, opts in self.chosen}
-            # fork starts a worker in milliseconds with labelport already loaded; spawn elsewhere (macOS, Windows)
-            method = "fork" if sys.platform == "linux" else "spawn"
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(method),
-                                            initializer=_worker_init,
-                                            initargs=(self.src, names, options, self.roots, self.unknown_labels))
-        return self.pool
 
     def start(self) -> None:
-        """Start the worker processes now (all at once), before the caller starts any thread."""
-        if self.workers > 1:
-            self._start_pool().submit(int).result()
+        """Start the worker processes now, before the caller starts any thread (fork and threads do not mix)."""
+        if self.pool is not None:
+            self.pool.start()
 
     def submit(self, seq: int, ref: TaskRef, folder: str, names: list[str]) -> None:
-        if self.workers == 1:
+        if self.pool is None:
             chosen = [(info, opts) for info, opts in self.chosen if info.name in names]
             self.done[seq] = run_task(self.src, ref, folder, chosen, self.roots, self.unknown_labels)
             return
-        while len(self.futures) >= self.limit:
+        while self.pool.busy >= self.limit:
             self.collect(block=True)
-        self.futures[self._start_pool().submit(_worker_run, ref, folder, names)] = seq
+        self.refs[seq] = ref
+        self.pool.submit(seq, (ref, folder, names))
 
     def collect(self, block: bool) -> None:
         """Move finished tasks into :attr:`done` (waiting for at least one when ``block``)."""
-        if not self.futures:
+        if self.pool is None:
             return
-        from concurrent.futures import FIRST_COMPLETED, wait
+        from .workers import Died, TimedOut
 
-        finished, _ = wait(list(self.futures), timeout=None if block else 0, return_when=FIRST_COMPLETED)
-        for future in finished:
-            seq = self.futures.pop(future)
-            try:
-                self.done[seq] = future.result()
-            except Exception as exc:  # a worker process died (out of memory, a crash in native code)
-                outcome = _Outcome()
-                outcome.failures.append(Failure("?", "?", None, f"a worker process failed: {exc!r}"))
-                self.done[seq] = outcome
+        for seq, result in self.pool.results(block):
+            ref = self.refs.pop(seq)
+            if isinstance(result, Died):
+                result = Outcome(failures=[Failure(ref.label, ref.task_id, None, f"task {ref.label!r}: {result.how}")])
+            elif isinstance(result, TimedOut):
+                result = Outcome(failures=[Failure(ref.label, ref.task_id, None, f"task {ref.label!r}: stopped after "
+                                                   f"the time limit of {result.seconds:g} s (--task-timeout)")])
+            self.done[seq] = result
 
-    def close(self, cancel: bool = False) -> None:
+    @property
+    def in_flight(self) -> int:
+        return 0 if self.pool is None else int(self.pool.busy)
+
+    def close(self, kill: bool = False) -> None:
         if self.pool is not None:
-            self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
+            self.pool.close(kill=kill)
 
 
-# -- the export ----------------------------------------------------------------------------------------------
+def _workers_for(src: Source, workers: int, timeout: float | None, registry: Registry) -> int:
+    if workers > 1 and registry.in_process:
+        warnings.warn("plugins registered in this process cannot run on worker processes; using one", stacklevel=3)
+        return 1
+    if workers > 1 or timeout is not None:
+        import pickle
+
+        try:
+            pickle.dumps(src)
+        except Exception as exc:  # a Source holding a connection or a lock, say
+            warnings.warn(f"the source cannot be sent to worker processes ({exc}); using one"
+                          + (" and no time limit" if timeout is not None else ""), stacklevel=3)
+            return 0
+    return workers
 
 
 def export(
     source: str | os.PathLike[str] | Source,
     out: str | os.PathLike[str],
-    writers: Sequence[str],
+    writers: str | Sequence[str],
     *,
     options: Mapping[str, Mapping[str, Any]] | None = None,
-    task_ids: Iterable[str] = (),
+    task_ids: str | Iterable[str] = (),
     stage: str | None = None,
     only_ground_truth: bool = False,
     taxonomy: str | os.PathLike[str] | None = None,
@@ -268,50 +297,64 @@ def export(
     progress: Progress | None = None,
     workers: int = 1,
     force: bool = False,
+    task_timeout: float | None = None,
 ) -> ExportReport:
     """Export ``source`` (an export folder or a :class:`Source`) with the named writers into ``out``.
 
     With one writer ``out`` is its root (``out/tasks.json``, ``out/segmentations/...``); with several each
     gets ``out/<writer>/``. ``options`` maps a writer name to its options (strings are converted by type).
     ``unknown_labels="warn"`` exports label maps holding values missing from the segmentMap instead of
-    failing those tasks. ``workers`` > 1 runs tasks on that many processes. Only tasks whose inputs or
+    failing those tasks. ``workers`` > 1 runs tasks on that many processes; ``task_timeout`` (seconds) stops a
+    task that runs longer (it then runs on a worker process even with one worker). Only tasks whose inputs or
     options changed since the last export into ``out`` are written, unless ``force``. Returns an
     :class:`ExportReport`; problems with single tasks never raise.
     """
     started = time.perf_counter()
+    _check_arguments(source, out, options, stage, only_ground_truth, taxonomy, unknown_labels, registry, progress,
+                     workers, force, task_timeout)
     registry = registry or Registry()
-    chosen = _resolve_writers(registry, writers, options or {})
-    task_filter = TaskFilter.of(task_ids, stage, only_ground_truth)
+    chosen = _resolve_writers(registry, _names(writers, "writers"), options or {})
+    task_filter = TaskFilter.of(_names(task_ids, "task_ids"), stage, only_ground_truth)
     if isinstance(source, Source) and (task_filter != TaskFilter() or taxonomy is not None):
         raise OptionError("give task filters and the taxonomy to the Source itself")
-    if workers < 1:
-        raise OptionError(f"workers must be at least 1, not {workers}")
-    if workers > 1 and registry.in_process:
-        warnings.warn("plugins registered in this process cannot run on worker processes; using one",
-                      stacklevel=2)
-        workers = 1
     src = open_source(source, task_filter=task_filter, taxonomy=taxonomy)
     src.images_needed = any(info.spec.needs_images for info, _ in chosen)
-    if workers > 1:
-        import pickle
-
-        try:
-            pickle.dumps(src)
-        except Exception as exc:  # a Source holding a connection or a lock, say
-            warnings.warn(f"the source cannot be sent to worker processes ({exc}); using one", stacklevel=2)
-            workers = 1
     out = os.fspath(out)
+    check_output(out, str(src.root) if isinstance(src, LocalExport) else None)
+    workers = _workers_for(src, workers, task_timeout, registry)
+    if workers == 0:
+        workers, task_timeout = 1, None
     roots = {info.name: out if len(chosen) == 1 else os.path.join(out, info.name) for info, _ in chosen}
     names = list(roots)
     report = ExportReport(out=out, roots=roots, written=dict.fromkeys(names, 0),
                           unchanged=dict.fromkeys(names, 0), removed=dict.fromkeys(names, 0))
-    manifests, jsons = {}, {}
-    for name, root in roots.items():
-        os.makedirs(root, exist_ok=True)
-        manifests[name] = Manifest(root, existing=sweep_temporary_files(root))
-        jsons[name] = TasksJsonWriter(os.path.join(root, "tasks.json"))
+    with OutputLock(out), _signals():
+        manifests = {}
+        for name, root in roots.items():
+            os.makedirs(root, exist_ok=True)
+            clear_scratch(root)
+            manifests[name] = Manifest(root, existing=existing_files(root))
+        _run(src, chosen, roots, manifests, report, unknown_labels, progress, workers, task_timeout, force)
+    report.warnings[:0] = src.warnings
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str, Manifest], report: ExportReport,
+         unknown_labels: UnknownLabels, progress: Progress | None, workers: int, timeout: float | None,
+         force: bool) -> None:
+    names = list(roots)
+    taxonomy = _digest(src.taxonomy)
+    versions = {info.name: f"{info.plugin.package} {info.plugin.version}" for info, _ in chosen}
+    recorded = {key: state["folder"] for m in manifests.values() for key, state in m.tasks.items()
+                if state and state.get("folder")}
+    listing = src.listing()
+    by_index = dict(enumerate(_keyed(listing))) if listing is not None else {}
+    folders = _Folders(listing, src.streams_all, recorded)
+    seen: dict[str, int] = {}
+    order: list[str] = []  # the tasks of this run, in source order
     total = src.count()
-    runner = _Runner(workers, src, chosen, roots, unknown_labels)
+    runner = _Runner(workers, timeout, src, chosen, roots, unknown_labels)
     if src.uses_threads:
         runner.start()  # fork and running threads do not mix
     pending: dict[int, _Slot] = {}
@@ -321,23 +364,29 @@ def export(
         nonlocal flushed
         while flushed in pending and (not pending[flushed].todo or flushed in runner.done):
             slot = pending.pop(flushed)
-            failed = _finish(slot, runner.done.pop(flushed, None), names, manifests, jsons, report)
+            failed = _finish(slot, runner.done.pop(flushed, None), names, manifests, report)
+            order.append(slot.key)
             flushed += 1
             if progress is not None:
                 progress(flushed, total, failed)
 
     try:
-        folders, seen = UniqueNames(), dict[str, int]()
         for seq, ref in enumerate(src.refs()):
             report.tasks_seen += 1
-            folder = folders.take(ref.name, ref.task_id)
-            base = ref.task_id or f"record {ref.index}"
-            seen[base] = seen.get(base, 0) + 1
-            key = base if seen[base] == 1 else f"{base}\0{seen[base]}"  # a repeated task id is its own task
-            inputs = input_digest(ref.record, src.input_files(ref), __version__)
-            fps = {info.name: fingerprint(inputs, info.name, opts) for info, opts in chosen}
+            key, name, fallback = by_index.get(ref.index) or (
+                _key(seen, ref.task_id, ref.index), ref.name, ref.task_id or f"record-{ref.index + 1}")
+            try:
+                folder = folders.take(key, name, fallback)
+                inputs = input_digest(ref.record, src.input_files(ref), __version__)
+                fps = {info.name: fingerprint(inputs, info.name, opts, folder, taxonomy, unknown_labels,
+                                              versions[info.name]) for info, opts in chosen}
+            except Exception as exc:  # a record too malformed to even look at: this task fails, by name
+                runner.done[seq] = Outcome(failures=[failure(exc, ref.label, ref.task_id, None)])
+                pending[seq] = _Slot(ref, key, "", {}, {}, names)
+                flush()
+                continue
             reused = {} if force else {n: s for n in names if (s := manifests[n].unchanged(key, fps[n])) is not None}
-            pending[seq] = slot = _Slot(ref, key, fps, reused, [n for n in names if n not in reused])
+            pending[seq] = slot = _Slot(ref, key, folder, fps, reused, [n for n in names if n not in reused])
             if slot.todo:
                 runner.submit(seq, ref, folder, slot.todo)
             runner.collect(block=False)
@@ -354,33 +403,47 @@ def export(
                     manifest.forget(key)
                     report.removed[name] += 1
     except BaseException:
-        runner.close(cancel=True)
-        for writer in jsons.values():
-            writer.abort()
+        runner.close(kill=True)
         raise
     runner.close()
+    complete = present is not None and {key.split("\0")[0] for key in order} >= present  # no filter left any out
     for name in names:
-        jsons[name].close()
+        _write_tasks_json(manifests[name], order if complete else None)
         manifests[name].save()
-    report.warnings[:0] = src.warnings
-    report.seconds = time.perf_counter() - started
-    return report
 
 
-def _finish(slot: _Slot, outcome: _Outcome | None, names: list[str], manifests: Mapping[str, Manifest],
-            jsons: Mapping[str, TasksJsonWriter], report: ExportReport) -> bool:
-    """Record one task's results, in source order; returns whether anything failed."""
-    outcome = outcome or _Outcome()
+def _finish(slot: _Slot, outcome: Outcome | None, names: list[str], manifests: Mapping[str, Manifest],
+            report: ExportReport) -> bool:
+    """Record one task's results, in source order; returns whether anything failed. A writer that failed on
+    the task loses its earlier output of it, so that the disk, the manifest and tasks.json agree and the next
+    export tries (and reports) the task again."""
+    outcome = outcome or Outcome()
     report.warnings += outcome.warnings
-    report.failures += [f if f.task != "?" else Failure(slot.ref.label, slot.ref.task_id, f.writer, f.message)
-                        for f in outcome.failures]
+    report.failures += outcome.failures
     for name in names:
         if name in slot.reused:
-            jsons[name].add_text(slot.reused[name]["json"])
             report.unchanged[name] += 1
         elif name in outcome.results:
             text, files = outcome.results[name]
-            manifests[name].record(slot.key, slot.fingerprints[name], files, text)
-            jsons[name].add_text(text)
+            manifests[name].record(slot.key, slot.fingerprints[name], files, text, slot.folder)
             report.written[name] += 1
+        else:
+            manifests[name].forget(slot.key)
     return bool(outcome.failures)
+
+
+def _write_tasks_json(manifest: Manifest, order: list[str] | None) -> None:
+    """tasks.json of a writer root: every task the manifest holds, so that it lists exactly the files on disk.
+    After a run over the whole source (``order``), in source order; after a filtered run, the tasks it did not
+    select keep their entries and places, refreshed ones are updated in place and new ones come last."""
+    if order is not None:
+        manifest.reorder(order)
+    writer = TasksJsonWriter(os.path.join(manifest.root, "tasks.json"))
+    try:
+        for state in manifest.tasks.values():
+            if state:
+                writer.add_text(state["json"])
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()

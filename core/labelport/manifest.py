@@ -12,17 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
-import shutil
 from collections.abc import Iterable
 from typing import Any
 
+from .outdir import FOLDER, scratch_file
 from .paths import safe_join
 
-__all__ = ["Manifest", "fingerprint", "input_digest", "sweep_temporary_files"]
+__all__ = ["Manifest", "existing_files", "fingerprint", "input_digest"]
 
-FOLDER = ".labelport"
-_TEMPORARY = re.compile(r"^\..+\.\d+\.tmp$|^\.labelport-.+\.tmp$")
 
 
 def input_digest(record: Any, files: Iterable[str], version: str) -> str:
@@ -38,28 +35,24 @@ def input_digest(record: Any, files: Iterable[str], version: str) -> str:
     return digest.hexdigest()
 
 
-def fingerprint(inputs: str, writer: str, options: Any) -> str:
-    """What one writer's output of a task depends on: the task's inputs, the writer and its options."""
-    return hashlib.blake2b(f"{inputs}\0{writer}\0{options!r}".encode(), digest_size=16).hexdigest()
+def fingerprint(inputs: str, writer: str, options: Any, *context: Any) -> str:
+    """What one writer's output of a task depends on: the task's inputs, the writer and its options, and the
+    rest of the ``context`` (the task's folder, the taxonomy, the export's settings, versions)."""
+    text = "\0".join(map(repr, (inputs, writer, options, *context)))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-def sweep_temporary_files(root: str) -> set[str]:
-    """Remove the temporary files an interrupted export left under ``root``; returns the files that remain
-    (relative paths with ``/``), so that no other pass over the tree is needed."""
-    remaining: set[str] = set()
+def existing_files(root: str) -> set[str]:
+    """The files under ``root`` (relative paths with ``/``), labelport's own folder left out: one pass over the
+    tree, so that checking a task's files costs no more file system calls."""
+    found: set[str] = set()
     for folder, dirs, files in os.walk(root):
         rel = os.path.relpath(folder, root).replace(os.sep, "/")
+        if rel == ".":
+            dirs[:] = [d for d in dirs if d != FOLDER]
         prefix = "" if rel == "." else rel + "/"
-        for name in list(dirs):
-            if _TEMPORARY.match(name):
-                shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
-                dirs.remove(name)
-        for name in files:
-            if _TEMPORARY.match(name):
-                os.remove(os.path.join(folder, name))
-            else:
-                remaining.add(prefix + name)
-    return remaining
+        found.update(prefix + name for name in files)
+    return found
 
 
 class Manifest:
@@ -110,20 +103,28 @@ class Manifest:
             return None
         return state
 
-    def record(self, task_id: str, fp: str, files: list[str], entry_json: str) -> None:
+    def record(self, task_id: str, fp: str, files: list[str], entry_json: str, folder: str = "") -> None:
         """Note a written task (appended to the journal at once) and remove files its previous version
         had that this one does not."""
         old = self.tasks.get(task_id, {}).get("files", [])
-        self.remove_files(sorted(set(old) - set(files)))
-        state = {"fingerprint": fp, "files": files, "json": entry_json}
+        self.remove_files(sorted(set(old) - set(files)), keep=task_id)
+        state = {"fingerprint": fp, "files": files, "json": entry_json, "folder": folder}
         self.tasks[task_id] = state
         self._append(task_id, state)
+
+    def reorder(self, order: list[str]) -> None:
+        """Put the tasks in ``order`` (keys missing from it keep their places after it)."""
+        ordered = {k: self.tasks[k] for k in order if k in self.tasks}
+        ordered.update((k, v) for k, v in self.tasks.items() if k not in ordered)
+        if list(ordered) != list(self.tasks):
+            self.tasks = ordered
+            self.changed = True
 
     def forget(self, task_id: str) -> None:
         """Remove a task's files and its record (the task left the source)."""
         state = self.tasks.pop(task_id, None)
         if state:
-            self.remove_files(state.get("files", []))
+            self.remove_files(state.get("files", []), keep=task_id)
             self._append(task_id, {})
 
     def _append(self, task_id: str, state: dict[str, Any]) -> None:
@@ -134,9 +135,17 @@ class Manifest:
         self._journal.write(json.dumps({"task": task_id, "state": state}) + "\n")
         self._journal.flush()
 
-    def remove_files(self, files: Iterable[str]) -> None:
+    def remove_files(self, files: Iterable[str], keep: str | None = None) -> None:
+        """Remove files of task ``keep`` that no other task of this root now holds (a task that took over a
+        folder, say, when the task that had it left)."""
+        files = list(files)
+        if not files:
+            return
         top = os.path.abspath(self.root)
+        held = {f for k, s in self.tasks.items() if k != keep and s for f in s.get("files", [])}
         for rel in files:
+            if rel in held:
+                continue
             try:
                 path = os.path.abspath(safe_join(self.root, rel))
             except Exception:  # a manifest edited by hand must not make us delete outside the root
@@ -157,7 +166,7 @@ class Manifest:
             return
         os.makedirs(self.folder, exist_ok=True)
         tasks = {k: v for k, v in self.tasks.items() if v}
-        tmp = os.path.join(self.folder, f".manifest.json.{os.getpid()}.tmp")
+        tmp = scratch_file(self.root, self.path)
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump({"version": 2, "tasks": tasks}, f)
         os.replace(tmp, self.path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import colorsys
 import copy
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -343,6 +344,22 @@ class Task:
     def to_record(self) -> dict[str, Any]:
         """A deep copy of the original record: the starting point of every writer's tasks.json entry."""
         return copy.deepcopy(dict(self.record))
+
+    def copy(self) -> Task:
+        """A copy whose records (the task's, each series', each segmentMap entry) can be changed without
+        touching this task or another copy; label maps are shared, their arrays being read-only."""
+        record = copy.deepcopy(dict(self.record))
+        records: list[Any] = record["series"] if isinstance(record.get("series"), list) else []
+        series = []
+        for s in self.series:
+            srec: dict[str, Any] = records[s.index] if s.index < len(records) and isinstance(records[s.index], dict) \
+                else copy.deepcopy(dict(s.record))
+            seg_map: dict[str, Any] = srec["segmentMap"] if isinstance(srec.get("segmentMap"), dict) else {}
+            segments = {n: dataclasses.replace(seg, attributes=copy.deepcopy(dict(seg.attributes)),
+                                               record=seg_map.get(str(n), copy.deepcopy(dict(seg.record))))
+                        for n, seg in s.segments.items()}
+            series.append(dataclasses.replace(s, record=srec, segments=segments, image_files=list(s.image_files)))
+        return dataclasses.replace(self, record=record, series=series)
 
     def check(self, unknown_labels: bool = True) -> None:
         """Check every label map against its image grid and (unless ``unknown_labels`` is false) its

@@ -19,11 +19,12 @@ MAX_NAME_BYTES = 120  # leaves room for suffixes such as "-0123.png" and "instan
 
 def safe_name(name: str, fallback: str) -> str:
     """A single path component derived from ``name`` the way RedBrick's export names folders, made safe
-    on every platform: no separators, no control characters, no ``.``/``..``, no Windows reserved names,
+    on every platform: no separators, no control characters, no ``.``/``..``, no leading ``.`` or ``~``,
+    no Windows reserved names,
     at most 120 UTF-8 bytes (a long name keeps a hash of the full name, so distinct names stay distinct).
     An empty result gives ``fallback`` (itself made safe)."""
     text = _CONTROL.sub("-", _UNSAFE.sub("-", name or "")).strip().rstrip(". ")
-    if text.startswith("."):
+    if text.startswith((".", "~")):  # hidden, or a home folder to tools that expand "~"
         text = "_" + text
     if not text:
         return safe_name(fallback, "unnamed") if fallback != name else "unnamed"

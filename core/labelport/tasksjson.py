@@ -7,6 +7,8 @@ import json
 import os
 from typing import IO, Any
 
+from .outdir import move_into_place, scratch_file
+
 __all__ = ["TasksJsonWriter", "encode_entry"]
 
 
@@ -20,7 +22,7 @@ class TasksJsonWriter:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.{os.getpid()}.tmp")
+        self._tmp = scratch_file(os.path.dirname(path) or ".", path)
         self._file: IO[str] | None = open(self._tmp, "w", encoding="utf-8")  # noqa: SIM115
         self.count = 0
 
@@ -40,7 +42,7 @@ class TasksJsonWriter:
         if os.path.isfile(self.path) and filecmp.cmp(self._tmp, self.path, shallow=False):
             os.remove(self._tmp)  # unchanged: leave the file (and its time stamp) alone
             return
-        os.replace(self._tmp, self.path)
+        move_into_place(self._tmp, self.path)
 
     def abort(self) -> None:
         """Drop the partial file; an earlier tasks.json at ``path`` stays as it was."""

@@ -183,7 +183,8 @@ def check_writer(
     records = {r["taskId"]: r for r in json.loads((source / "tasks.json").read_text(encoding="utf-8"))}
     trees = [_tree(out) for out in outs]
     for out, tree in zip(outs, trees):
-        leftovers = [p for p in tree if Path(p).name.endswith(".tmp")]
+        scratch = out / ".labelport" / "tmp"
+        leftovers = sorted(str(p.relative_to(out)) for p in scratch.rglob("*")) if scratch.is_dir() else []
         if leftovers:
             _fail(name, f"left temporary files: {leftovers}")
         entries = json.loads((out / "tasks.json").read_text(encoding="utf-8"))

@@ -76,6 +76,16 @@ class Source(ABC):
         tasks missing from it are removed by an incremental export."""
         return None
 
+    def listing(self) -> list[tuple[str, str]] | None:
+        """(task id, name) of every task in source order, filters ignored, when known before :meth:`refs`
+        runs: task folders are then named from the whole source, so that a filter never changes them."""
+        return None
+
+    @property
+    def streams_all(self) -> bool:
+        """Whether :meth:`refs` yields every task of the source (no filter)."""
+        return False
+
     def count(self) -> int | None:
         """How many tasks :meth:`refs` yields, when known in advance."""
         return None

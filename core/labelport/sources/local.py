@@ -70,7 +70,8 @@ class LocalExport(Source):
         return state
 
     def _taxonomy(self, path: Path | None) -> Taxonomy:
-        categories = categories_in_order(self._records)
+        # by name: the class ids of a derived taxonomy depend on the set of categories, not on task order
+        categories = sorted(categories_in_order(self._records))
         if path is None and (self.root / "taxonomy.json").is_file():
             path = self.root / "taxonomy.json"
         if path is None:
@@ -95,6 +96,10 @@ class LocalExport(Source):
             if self._selected(record):
                 fields = record if isinstance(record, dict) else {}
                 yield TaskRef(index, str(fields.get("taskId") or ""), str(fields.get("name") or ""), record)
+
+    def listing(self) -> list[tuple[str, str]]:
+        return [(str(r.get("taskId") or ""), str(r.get("name") or "")) if isinstance(r, dict) else ("", "")
+                for r in self._records]
 
     def count(self) -> int:
         return sum(1 for r in self._records if self._selected(r))

@@ -160,8 +160,7 @@ class RedBrickProject(Source):
                     yield window.pop(0)
             yield from window
             self._ahead.clear()
-        self._complete = not (self.filter.task_ids or self.filter.stage or self.filter.only_ground_truth
-                              or self.since)
+        self._complete = self.streams_all
 
     def users(self) -> dict[str, str]:
         """The organization's members: user id -> e-mail (members without one, such as API keys, are left out,
@@ -235,6 +234,10 @@ class RedBrickProject(Source):
         state = dict(self.__dict__)
         state["_ahead"] = {}  # futures stay in the process that started them
         return state
+
+    @property
+    def streams_all(self) -> bool:
+        return not (self.filter.task_ids or self.filter.stage or self.filter.only_ground_truth or self.since)
 
     def missing_task_ids(self) -> list[str]:
         return sorted(self.filter.task_ids - self._seen)
