@@ -87,7 +87,8 @@ class Emulator:
     """Start with ``with Emulator(key) as emu:``. ``emu.url`` is the GraphQL endpoint, ``emu.base_url`` the
     form RedBrick's CLI stores in its credentials (``http://localhost:PORT``)."""
 
-    def __init__(self, api_key: str, slow_seconds: float = 1.0, latency: float = 0.0) -> None:
+    def __init__(self, api_key: str, slow_seconds: float = 1.0, latency: float = 0.0,
+                 tls: tuple[str, str] | None = None) -> None:
         self.api_key = api_key
         self.slow_seconds = slow_seconds
         self.latency = latency  # added to every request, as a network round trip
@@ -102,16 +103,31 @@ class Emulator:
         self.signature = secrets.token_hex(16)  # the presigned URLs' secret: must never be printed
         self._lock = threading.Lock()
         self._connections: set[Any] = set()
-        self._server = _Server(("127.0.0.1", 0), self._handler_class())
+        self.tls = tls  # (certificate, key) files: serve HTTPS
+        self._server = self._bind(0)
         self._thread: threading.Thread | None = None
+
+    def _bind(self, port: int) -> _Server:
+        server = _Server(("127.0.0.1", port), self._handler_class())
+        if self.tls:
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+        return server
 
     @property
     def port(self) -> int:
         return int(self._server.server_address[1])
 
     @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def url(self) -> str:
@@ -119,7 +135,7 @@ class Emulator:
 
     @property
     def base_url(self) -> str:
-        return f"http://localhost:{self.port}"
+        return f"{self.scheme}://localhost:{self.port}"
 
     def file_url(self, name: str) -> str:
         query = urllib.parse.urlencode({"X-Amz-Expires": "3600", "X-Amz-Signature": self.signature})
@@ -156,8 +172,7 @@ class Emulator:
             self._thread = None
 
     def restart(self) -> None:
-        port = self.port
-        self._server = _Server(("127.0.0.1", port), self._handler_class())
+        self._server = self._bind(self.port)
         self.start()
 
     def __enter__(self) -> Emulator:

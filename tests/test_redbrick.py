@@ -20,6 +20,7 @@ from redbrick_project import ORG, PROJECT, Project, serve_export
 import labelport
 from labelport import SourceError, TaskFilter
 from labelport.cli import cli
+from labelport.sources.queries import QUERIES
 from labelport.sources.redbrick import RedBrickProject
 from labelport.sources.transport import RetryPolicy
 from labelport.testing import output_files
@@ -60,6 +61,16 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> Any:
 
 def _gets(emulator: Emulator, prefix: str) -> list[str]:
     return [name for method, name in emulator.requests if method == "GET" and name.startswith(prefix)]
+
+
+@pytest.mark.parametrize("operation", sorted(QUERIES))
+def test_every_document_is_valid_on_redbricks_schema(operation: str) -> None:
+    from graphql import parse, validate
+    from redbrick_emulator import load_schema, operation_name
+
+    document = parse(QUERIES[operation])
+    assert [e.message for e in validate(load_schema(), document)] == []
+    assert operation_name(document) == operation
 
 
 def test_export_through_the_api_equals_the_local_export(served: tuple[Emulator, Path, Project],
@@ -135,6 +146,21 @@ def test_since_and_filters(served: tuple[Emulator, Path, Project], tmp_path: Pat
     assert [t.name for t in ground_truth] == ["Patient 001", "Patient 002", "Patient 004"]
     one = _project(emulator, tmp_path, task_filter=TaskFilter.of([T2, "nope"]))
     assert [t.name for t in one] == ["Patient 002"] and one.missing_task_ids() == ["nope"]
+
+
+def test_a_filtered_export_keeps_every_other_tasks_record(served: tuple[Emulator, Path, Project],
+                                                          tmp_path: Path) -> None:
+    emulator, _, project = served
+    out = tmp_path / "api"
+    labelport.export(_project(emulator, tmp_path), out, ["nifti"])
+    before = (out / "tasks.json").read_bytes()
+    project.tasks[3]["metaData"] = {"site": "edited"}
+    for kwargs in ({"since": "2025-03-04"}, {"task_filter": TaskFilter.of([T4])}):
+        report = labelport.export(_project(emulator, tmp_path, **kwargs), out, ["nifti"])
+        assert report.ok and report.removed == {"nifti": 0} and report.tasks_seen == 1
+        listed = json.loads((out / "tasks.json").read_text())
+        assert [t["taskId"] for t in listed] == [T1, T2, T3, T4] and listed[3]["metaData"] == {"site": "edited"}
+        assert listed[:3] == json.loads(before)[:3]
 
 
 @pytest.mark.parametrize("since", ["yesterday", "2025-03-02T12:00:00", "2025-13-01"])
