@@ -128,10 +128,11 @@ def test_grid_disagrees_with_images(demo: Path, tmp_path: Path) -> None:
     ("damage", "expected"),
     [
         (lambda t: t.pop("taskId"), "no 'taskId'"),
-        (lambda t: t.update(series="CT"), "'series' is not a list"),
+        (lambda t: t.update(series="CT"), "malformed task record: series: expected `array`, got `str`"),
         (lambda t: t["series"][0]["segmentMap"].update({"one": {"category": "Liver"}}), "'one' is not an instance id"),
         (lambda t: t["series"][0]["segmentMap"]["1"].update(overlappingGroups=[2]), "also instance ids"),
-        (lambda t: t["series"][0]["segmentMap"]["1"].update(category=7), "category must be"),
+        (lambda t: t["series"][0]["segmentMap"]["1"].update(category=7),
+         "series[0].segmentMap[<key>].category: expected `str | array | null`, got `int`"),
         (lambda t: t["series"][0].update(binaryMask=True), "binaryMask=true"),
     ],
 )

@@ -25,7 +25,7 @@ def _expected_hu(series: labelport.Series, labels: np.ndarray) -> dict[int, int]
 
 def test_dicom_image_matches_labels(tmp_path: Path, make_case: Any) -> None:
     project = make_case(tmp_path / "case", "--overlap", "--thin", "--shape", "64", "56", "24")
-    series = next(iter(labelport.open_source(project))).series[0]
+    series = next(iter(labelport.open_source(project, allow_outside_paths=True))).series[0]
     volumes = labelport.load_aligned(series)
     assert volumes.image.shape == volumes.labels.shape and volumes.image.dtype == np.int16
     assert np.allclose(volumes.affine, series.label_map.affine)
@@ -39,7 +39,7 @@ def test_label_map_in_another_axis_order(tmp_path: Path, make_case: Any) -> None
     path = project / "segmentations" / "Case 001" / "CT Axial.nii.gz"
     canonical = nib.as_closest_canonical(nib.load(str(path)))
     nib.save(canonical, str(path))
-    series = next(iter(labelport.open_source(project))).series[0]
+    series = next(iter(labelport.open_source(project, allow_outside_paths=True))).series[0]
     volumes = labelport.load_aligned(series)
     for value, hu in _expected_hu(series, volumes.labels).items():
         assert set(np.unique(volumes.image[volumes.labels == value]).tolist()) == {hu}
@@ -57,7 +57,7 @@ def test_grid_mismatch_refused_or_resampled(tmp_path: Path, make_case: Any) -> N
     tasks = json.loads((project / "tasks.json").read_text())
     del tasks[0]["series"][0]["imageHeaders"]  # the crop is a label map on its own grid
     (project / "tasks.json").write_text(json.dumps(tasks))
-    series = next(iter(labelport.open_source(project))).series[0]
+    series = next(iter(labelport.open_source(project, allow_outside_paths=True))).series[0]
     with pytest.raises(SourceError, match="the image grid differs from the label map's: image 64x56x24 voxels"):
         labelport.load_aligned(series)
     volumes = labelport.load_aligned(series, resample=True)
@@ -74,7 +74,7 @@ def test_sts_ct_matches_mirp(realdata: Path, tmp_path: Path) -> None:
     (tmp_path / "p" / "tasks.json").write_text(json.dumps([{"taskId": "s", "name": "s", "series": [
         {"name": "CT", "segmentations": str(folder / "mask.nii.gz"), "items": images,
          "segmentMap": {"1": {"category": "GTV"}}}]}]))
-    series = next(iter(labelport.open_source(tmp_path / "p"))).series[0]
+    series = next(iter(labelport.open_source(tmp_path / "p", allow_outside_paths=True))).series[0]
     volumes = labelport.load_aligned(series)
     reference: Any = nib.load(str(folder / "image.nii.gz"))
     assert np.allclose(volumes.affine, reference.affine, atol=1e-3)
@@ -93,7 +93,7 @@ def test_totalsegmentator_jpeg2000(realdata: Path, tmp_path: Path) -> None:
     (tmp_path / "p" / "tasks.json").write_text(json.dumps([{"taskId": "t", "name": "t", "series": [
         {"name": "CT", "segmentations": str(seg), "items": images,
          "segmentMap": {str(v): {"category": names[str(v)]} for v in values}}]}]))
-    series = next(iter(labelport.open_source(tmp_path / "p"))).series[0]
+    series = next(iter(labelport.open_source(tmp_path / "p", allow_outside_paths=True))).series[0]
     volumes = labelport.load_aligned(series)
     raw = sitk.GetArrayFromImage(sitk.ReadImage(sorted(images)[0]))[0].T  # one slice, stored order (i, j)
     assert raw.shape == volumes.image.shape[:2]
@@ -116,7 +116,7 @@ def test_dataset_targets(tmp_path: Path, make_case: Any) -> None:
     assert item["task_name"] == "Case 002" and item["series"] == "CT Axial"
     assert item["image"].shape == (64, 56, 24) and item["label"].shape == (5, 64, 56, 24)
     assert item["image"].flags.writeable and item["label"].flags.writeable
-    series = next(t for t in labelport.open_source(project) if t.name == "Case 002").series[0]
+    series = next(t for t in labelport.open_source(project, allow_outside_paths=True) if t.name == "Case 002").series[0]
     labels = series.label_map.array
     for channel, n in enumerate(sorted(series.segments)):
         groups = [g for g, ids in series.overlap_groups.items() if n in ids]
@@ -148,14 +148,14 @@ def test_torch_dataloader(demo: Path) -> None:
     assert [b["task_name"][0] for b in batches] == ["Patient 001", "Patient 002", "Patient 002", "Patient 003",
                                                     "Patient 004"]
     assert tuple(batches[0]["label"].shape) == (1, 32, 28, 12)
-    expected = next(iter(labelport.open_source(demo))).series[0].label_map.array
+    expected = next(iter(labelport.open_source(demo, allow_outside_paths=True))).series[0].label_map.array
     classes = {0: 0, 1: 1, 2: 2, 3: 2}  # Liver -> 1, both Kidneys -> 2
     assert np.array_equal(batches[0]["label"][0].numpy(), np.vectorize(classes.get)(expected))
 
 
 def test_images_nifti_writer(tmp_path: Path, make_case: Any) -> None:
     project = make_case(tmp_path / "case", "--overlap", "--shape", "64", "56", "24")
-    report = labelport.export(project, tmp_path / "o", ["images-nifti"])
+    report = labelport.export(project, tmp_path / "o", ["images-nifti"], allow_outside_paths=True)
     assert report.ok, report.failures
     series = json.loads((tmp_path / "o" / "tasks.json").read_text())[0]["series"][0]
     assert series["items"] == "images/Case 001/CT Axial.nii.gz"
@@ -163,7 +163,7 @@ def test_images_nifti_writer(tmp_path: Path, make_case: Any) -> None:
     labels: Any = nib.load(str(tmp_path / "o" / series["segmentations"]))
     assert np.allclose(image.affine, labels.affine) and image.shape == labels.shape
     data, lab = np.asanyarray(image.dataobj), np.asanyarray(labels.dataobj)
-    source = next(iter(labelport.open_source(project))).series[0]
+    source = next(iter(labelport.open_source(project, allow_outside_paths=True))).series[0]
     for value, hu in _expected_hu(source, lab).items():
         assert set(np.unique(data[lab == value]).tolist()) == {hu}
     a = sitk.ReadImage(str(tmp_path / "o" / series["items"]))
@@ -179,7 +179,7 @@ def test_nifti_image_series(realdata: Path, tmp_path: Path) -> None:
     (tmp_path / "p" / "tasks.json").write_text(json.dumps([{"taskId": "s", "name": "s", "series": [
         {"name": "CT", "segmentations": "seg/m.nii.gz", "items": [str(folder / "image.nii.gz")],
          "segmentMap": {"1": {"category": "GTV"}}}]}]))
-    series = next(iter(labelport.open_source(tmp_path / "p"))).series[0]
+    series = next(iter(labelport.open_source(tmp_path / "p", allow_outside_paths=True))).series[0]
     volumes = labelport.load_aligned(series)
     reference: Any = nib.as_closest_canonical(nib.load(str(folder / "image.nii.gz")))
     assert np.allclose(volumes.affine, reference.affine, atol=1e-3)
@@ -194,7 +194,7 @@ def test_rescale_slope_and_intercept_are_applied(tmp_path: Path, make_case: Any)
         ds = pydicom.dcmread(path)
         ds.RescaleSlope, ds.RescaleIntercept = "2", "-50"
         ds.save_as(path)
-    series = next(iter(labelport.open_source(project))).series[0]
+    series = next(iter(labelport.open_source(project, allow_outside_paths=True))).series[0]
     volumes = labelport.load_aligned(series)
     for value, hu in _expected_hu(series, volumes.labels).items():
         assert set(np.unique(volumes.image[volumes.labels == value]).tolist()) == {2 * hu - 50}

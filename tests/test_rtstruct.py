@@ -31,7 +31,7 @@ def _need(*names: str) -> None:
 
 
 def _export(project: Path, out: Path, **options: Any) -> tuple[Path, dict[str, Any]]:
-    report = labelport.export(project, out, ["rtstruct"], options={"rtstruct": options})
+    report = labelport.export(project, out, ["rtstruct"], options={"rtstruct": options}, allow_outside_paths=True)
     assert report.ok, [str(f) for f in report.failures]
     return out, json.loads((out / "tasks.json").read_text())
 
@@ -120,7 +120,7 @@ def test_make_case_thin_and_overlap(tmp_path: Path, make_case: Any, roi: str) ->
     _need("dciodvfy", "dcentvfy", "plastimatch")
     project = make_case(tmp_path / "case", "--thin", "--overlap", "--shape", "64", "56", "24")
     out, tasks = _export(project, tmp_path / "out", roi=roi)
-    task = next(iter(labelport.open_source(project)))
+    task = next(iter(labelport.open_source(project, allow_outside_paths=True)))
     checked = check_rois(project, out, tasks[0], task, tmp_path)
     assert checked == (7 if roi == "instance" else 4)
     names = list(tasks[0]["series"][0]["segmentMap"])
@@ -154,7 +154,7 @@ def test_same_input_same_file(tmp_path: Path, make_case: Any) -> None:
 def test_images_from_a_named_folder(tmp_path: Path, make_case: Any) -> None:
     project = make_case(tmp_path / "case", "--shape", "48", "40", "12")
     shutil.move(project / "images", tmp_path / "elsewhere")
-    report = labelport.export(project, tmp_path / "none", ["rtstruct"])
+    report = labelport.export(project, tmp_path / "none", ["rtstruct"], allow_outside_paths=True)
     assert len(report.failures) == 1 and "no DICOM images" in report.failures[0].message
     _export(project, tmp_path / "named", images=str(tmp_path / "elsewhere"))
 
@@ -180,7 +180,7 @@ def test_sts_sarcoma(realdata: Path, tmp_path: Path, case: str) -> None:
     project = _project(tmp_path / "p", case.replace("/", "-"), folder / "mask.nii.gz", images,
                        {"1": {"id": "gtv", "category": "GTV"}})
     out, tasks = _export(project, tmp_path / "out")
-    task = next(iter(labelport.open_source(project)))
+    task = next(iter(labelport.open_source(project, allow_outside_paths=True)))
     assert check_rois(project, out, tasks[0], task, tmp_path) == 1
 
 
@@ -198,7 +198,7 @@ def test_oblique_orientation(realdata: Path, tmp_path: Path) -> None:
     project = _project(tmp_path / "p", "oblique", tmp_path / "seg" / "o.nii.gz", images,
                        {"1": {"category": "Box"}, "2": {"category": "Small"}})
     out, tasks = _export(project, tmp_path / "out")
-    task = next(iter(labelport.open_source(project)))
+    task = next(iter(labelport.open_source(project, allow_outside_paths=True)))
     assert check_rois(project, out, tasks[0], task, tmp_path) == 2
 
 
@@ -215,7 +215,7 @@ def test_label_map_stored_in_another_axis_order(realdata: Path, tmp_path: Path) 
     images = sorted(str(p) for p in (folder / "dicom_image").iterdir())
     project = _project(tmp_path / "p", "ras", tmp_path / "seg" / "ras.nii.gz", images, {"1": {"category": "GTV"}})
     out, tasks = _export(project, tmp_path / "out")
-    task = next(iter(labelport.open_source(project)))
+    task = next(iter(labelport.open_source(project, allow_outside_paths=True)))
     assert check_rois(project, out, tasks[0], task, tmp_path) == 1
 
 
@@ -223,7 +223,7 @@ def test_label_map_stored_in_another_axis_order(realdata: Path, tmp_path: Path) 
 
 
 def _refused(project: Path, out: Path, *expected: str) -> None:
-    report = labelport.export(project, out, ["rtstruct"])
+    report = labelport.export(project, out, ["rtstruct"], allow_outside_paths=True)
     assert len(report.failures) == 1, report.failures
     message = report.failures[0].message
     for text in expected:
@@ -236,7 +236,7 @@ def test_images_without_uids(realdata: Path, tmp_path: Path) -> None:
     images = sorted(str(p) for p in (folder / "example_ct_dicom").iterdir())
     project = _project(tmp_path / "p", "totalseg", folder / "example_seg_dicom.nii.gz", images,
                        {str(v): {"category": f"label {v}"} for v in range(1, 118)})
-    report = labelport.export(project, tmp_path / "o", ["rtstruct"], unknown_labels="warn")
+    report = labelport.export(project, tmp_path / "o", ["rtstruct"], unknown_labels="warn", allow_outside_paths=True)
     assert len(report.failures) == 1
     assert "task 'totalseg', series 'images'" in report.failures[0].message
     assert "has no StudyInstanceUID" in report.failures[0].message

@@ -161,12 +161,18 @@ def test_filters(demo: Path, flt: TaskFilter, names: list[str]) -> None:
 
 
 def test_absolute_paths(demo: Path, tmp_path: Path) -> None:
-    moved = tmp_path / "elsewhere.nii.gz"
-    shutil.copy(demo / "segmentations/Patient 001/CT.nii.gz", moved)
+    inside = demo / "segmentations/Patient 001/CT.nii.gz"  # an export written with an absolute destination
     records = json.loads((demo / "tasks.json").read_text())
+    records[0]["series"][0]["segmentations"] = str(inside)
+    (demo / "tasks.json").write_text(json.dumps(records))
+    assert list(LocalExport(demo))[0].series[0].label_map.path == str(inside)
+    moved = tmp_path / "elsewhere.nii.gz"  # outside the export: only for an export one trusts
+    shutil.copy(inside, moved)
     records[0]["series"][0]["segmentations"] = str(moved)
     (demo / "tasks.json").write_text(json.dumps(records))
-    assert list(LocalExport(demo))[0].series[0].label_map.path == str(moved)
+    with pytest.raises(SourceError, match="leads outside the export folder"):
+        list(LocalExport(demo))
+    assert list(LocalExport(demo, allow_outside_paths=True))[0].series[0].label_map.path == str(moved)
 
 
 def test_series_without_label_map_and_empty_map(demo: Path) -> None:

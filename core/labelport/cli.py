@@ -66,6 +66,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """Export medical-imaging annotation projects (RedBrick AI style) through writer plugins."""
     ctx.obj = {"debug": debug}
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(message)s")
+    logging.getLogger("nibabel.global").propagate = False  # nibabel prints its warnings itself: once is enough
 
 
 def _redbrick_options(command: Any) -> Any:
@@ -113,13 +114,20 @@ def _open_project(location: str, **kwargs: Any) -> Any:
 @click.option("-j", "--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes [default: one per core].")
 @click.option("--force", is_flag=True, help="Rewrite every task, even those unchanged since the last export.")
+@click.option("--task-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Stop a task that runs longer and report it [default: no limit].")
+@click.option("--max-label-memory", default="4GiB", show_default=True, metavar="SIZE",
+              help="Memory one task's label maps may take (e.g. 512MiB, 8GiB; 0 for no limit).")
+@click.option("--allow-outside-paths", is_flag=True,
+              help="Read paths in tasks.json that lead outside SOURCE (only for an export you trust).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary unless something failed.")
 @click.pass_context
 def export_command(
     ctx: click.Context, source: str, out: str, writers: tuple[str, ...], opts: tuple[str, ...],
     task_ids: tuple[str, ...], stage: str | None, only_ground_truth: bool, taxonomy: str | None,
     since: str | None, api_url: str | None, profile: str | None, ca_bundle: str | None, unknown_labels: str,
-    workers: int | None, force: bool, quiet: bool,
+    workers: int | None, force: bool, task_timeout: float | None, max_label_memory: str,
+    allow_outside_paths: bool, quiet: bool,
 ) -> None:
     """Export SOURCE into OUT. SOURCE is a RedBrick export folder, or redbrick:ORG_ID/PROJECT_ID for a live
     project (API key from REDBRICK_API_KEY or the RedBrick CLI's credentials).
@@ -151,9 +159,12 @@ def export_command(
 
     try:
         options = _parse_opts(opts)
+        memory = _size(max_label_memory)
         filters: dict[str, Any] = {"task_ids": task_ids, "stage": stage, "only_ground_truth": only_ground_truth}
         target: Any = source
         if source.startswith(REDBRICK_PREFIX):
+            if allow_outside_paths:
+                raise OptionError("--allow-outside-paths is for export folders")
             target = redbrick_project(source, url=api_url, since=since, task_filter=TaskFilter.of(**filters),
                                       profile=profile, ca_bundle=ca_bundle)
             _warn_tls(target)
@@ -161,6 +172,8 @@ def export_command(
         elif since or api_url or profile or ca_bundle:
             raise OptionError("--since, --api-url, --profile and --ca-bundle are for redbrick:ORG_ID/PROJECT_ID "
                               "sources")
+        else:
+            filters["allow_outside_paths"] = allow_outside_paths
         registry = _registry()
         show_bar = not quiet and sys.stderr.isatty()
         with click.progressbar(length=1, label="exporting", file=sys.stderr, show_eta=True,
@@ -170,16 +183,38 @@ def export_command(
                 target, out, list(writers), options=options, **filters, taxonomy=taxonomy,
                 unknown_labels=unknown_labels,  # type: ignore[arg-type]
                 registry=registry, progress=None if quiet else progress,
-                workers=workers or os.cpu_count() or 1, force=force,
+                workers=workers or os.cpu_count() or 1, force=force, task_timeout=task_timeout,
+                max_label_memory=memory,
             )
     except LabelportError as exc:
         if debug:
             raise
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    except OSError as exc:  # the output folder itself: disk full, read-only, gone
+        if debug:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        click.echo(f"error: {exc.strerror or exc}{where}", err=True)
+        sys.exit(1)
     _summary(report, quiet, debug)
     if not report.ok:
         sys.exit(1)
+
+
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1 << 10, "m": 1000**2, "mb": 1000**2, "mib": 1 << 20,
+          "g": 1000**3, "gb": 1000**3, "gib": 1 << 30, "t": 1000**4, "tb": 1000**4, "tib": 1 << 40}
+
+
+def _size(text: str) -> int | None:
+    """``--max-label-memory``: bytes, or a number with a unit (512MiB, 8GiB, 2GB); 0 is no limit."""
+    import re
+
+    found = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", text)
+    if not found or found.group(2).lower() not in _UNITS:
+        raise OptionError(f"--max-label-memory {text!r}: expected a size such as 512MiB or 8GiB")
+    value = int(float(found.group(1)) * _UNITS[found.group(2).lower()])
+    return value or None
 
 
 def _summary(report: ExportReport, quiet: bool, debug: bool) -> None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ._version import __version__
-from .errors import OptionError, PluginError
+from .errors import LabelportError, OptionError, PluginError
 from .manifest import Manifest, existing_files, fingerprint, input_digest
 from .outdir import OutputLock, check_output, clear_scratch
 from .paths import UniqueNames, safe_name
@@ -298,6 +298,8 @@ def export(
     workers: int = 1,
     force: bool = False,
     task_timeout: float | None = None,
+    max_label_memory: int | None = 4 << 30,
+    allow_outside_paths: bool = False,
 ) -> ExportReport:
     """Export ``source`` (an export folder or a :class:`Source`) with the named writers into ``out``.
 
@@ -305,20 +307,28 @@ def export(
     gets ``out/<writer>/``. ``options`` maps a writer name to its options (strings are converted by type).
     ``unknown_labels="warn"`` exports label maps holding values missing from the segmentMap instead of
     failing those tasks. ``workers`` > 1 runs tasks on that many processes; ``task_timeout`` (seconds) stops a
-    task that runs longer (it then runs on a worker process even with one worker). Only tasks whose inputs or
-    options changed since the last export into ``out`` are written, unless ``force``. Returns an
-    :class:`ExportReport`; problems with single tasks never raise.
+    task that runs longer (it then runs on a worker process even with one worker). ``max_label_memory`` bounds
+    the bytes of one task's label maps (a larger map fails its task before anything is allocated; None: no
+    bound). Paths in an export folder's tasks.json must stay inside it unless ``allow_outside_paths``. Only
+    tasks whose inputs or options changed since the last export into ``out`` are written, unless ``force``.
+    Returns an :class:`ExportReport`; problems with single tasks never raise.
     """
     started = time.perf_counter()
     _check_arguments(source, out, options, stage, only_ground_truth, taxonomy, unknown_labels, registry, progress,
                      workers, force, task_timeout)
+    if not (max_label_memory is None or (isinstance(max_label_memory, int) and not isinstance(max_label_memory, bool)
+                                         and max_label_memory > 0)):
+        raise OptionError(f"max_label_memory must be a number of bytes above 0 or None, not {max_label_memory!r}")
+    if not isinstance(allow_outside_paths, bool):
+        raise OptionError("allow_outside_paths must be True or False")
     registry = registry or Registry()
     chosen = _resolve_writers(registry, _names(writers, "writers"), options or {})
     task_filter = TaskFilter.of(_names(task_ids, "task_ids"), stage, only_ground_truth)
-    if isinstance(source, Source) and (task_filter != TaskFilter() or taxonomy is not None):
-        raise OptionError("give task filters and the taxonomy to the Source itself")
-    src = open_source(source, task_filter=task_filter, taxonomy=taxonomy)
+    if isinstance(source, Source) and (task_filter != TaskFilter() or taxonomy is not None or allow_outside_paths):
+        raise OptionError("give task filters, the taxonomy and allow_outside_paths to the Source itself")
+    src = open_source(source, task_filter=task_filter, taxonomy=taxonomy, allow_outside_paths=allow_outside_paths)
     src.images_needed = any(info.spec.needs_images for info, _ in chosen)
+    src.label_memory = max_label_memory
     out = os.fspath(out)
     check_output(out, str(src.root) if isinstance(src, LocalExport) else None)
     workers = _workers_for(src, workers, task_timeout, registry)
@@ -328,13 +338,20 @@ def export(
     names = list(roots)
     report = ExportReport(out=out, roots=roots, written=dict.fromkeys(names, 0),
                           unchanged=dict.fromkeys(names, 0), removed=dict.fromkeys(names, 0))
+    for root in roots.values():
+        if os.path.isdir(os.path.join(root, "tasks.json")):
+            raise LabelportError(f"cannot write {os.path.join(root, 'tasks.json')}: tasks.json is a folder")
     with OutputLock(out), _signals():
         manifests = {}
         for name, root in roots.items():
             os.makedirs(root, exist_ok=True)
             clear_scratch(root)
             manifests[name] = Manifest(root, existing=existing_files(root))
-        _run(src, chosen, roots, manifests, report, unknown_labels, progress, workers, task_timeout, force)
+        try:
+            _run(src, chosen, roots, manifests, report, unknown_labels, progress, workers, task_timeout, force)
+        finally:  # what a worker killed mid-file left behind (the workers are gone by now)
+            for root in roots.values():
+                clear_scratch(root)
     report.warnings[:0] = src.warnings
     report.seconds = time.perf_counter() - started
     return report

@@ -23,13 +23,15 @@ __all__ = ["Manifest", "existing_files", "fingerprint", "input_digest"]
 
 
 def input_digest(record: Any, files: Iterable[str], version: str) -> str:
-    """A digest of a task's inputs: its record and the size and modification time of its files."""
+    """A digest of a task's inputs: its record and, for each of its files, the size, the modification time,
+    the inode and the change time (which no tool can set back, so a file replaced by another of the same size
+    and modification time, as ``cp -p`` or a restore makes it, still counts as changed)."""
     digest = hashlib.blake2b(digest_size=16)
-    digest.update(json.dumps([record, version], sort_keys=True, default=str).encode())
+    digest.update(json.dumps([record, version], sort_keys=True, default=str, allow_nan=True).encode())
     for path in files:
         try:
             stat = os.stat(path)
-            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ino}\0{stat.st_ctime_ns}\n".encode())
         except OSError:
             digest.update(f"{path}\0missing\n".encode())
     return digest.hexdigest()

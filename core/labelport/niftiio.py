@@ -15,7 +15,7 @@ import numpy as np
 from .errors import SourceError
 from .model import LabelVolume
 
-__all__ = ["read_label_nifti", "write_nifti"]
+__all__ = ["DEFAULT_LABEL_MEMORY", "read_label_nifti", "write_nifti"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -55,24 +55,47 @@ def _as_integer_labels(data: np.ndarray, path: str) -> np.ndarray:
     raise SourceError("label values out of range for a 64-bit integer", file=path)
 
 
-def read_label_nifti(path: str) -> LabelVolume:
+#: the most memory one task's label maps may take, unless the export says otherwise
+DEFAULT_LABEL_MEMORY = 4 << 30
+_TRAILING = 1 << 16  # bytes a file may hold after its voxels (padding) before it counts as lying about its size
+
+
+def read_label_nifti(path: str, expected_shape: tuple[int, ...] | None = None,
+                     limit: int | None = DEFAULT_LABEL_MEMORY) -> LabelVolume:
     """Read a ``.nii`` or ``.nii.gz`` label map into a read-only integer array in voxel order (i, j, k).
 
     The voxel data starts at the header's ``vox_offset``, after any header extensions. 2D maps become
     (i, j, 1); trailing singleton dimensions beyond the third are dropped. Gzip data is decompressed in
     pieces straight into the array (ISA-L), and its checksum is verified.
+
+    Nothing is allocated before the header is checked: against ``expected_shape`` (the image grid, when
+    known) and against ``limit`` bytes. A file holding more data than its header declares is refused, without
+    reading the rest; so is a map whose affine is not finite or not invertible.
     """
     try:
         with _open(path) as stream:
-            return _read(stream, path)
+            return _read(stream, path, expected_shape, limit)
     except SourceError:
         raise
+    except PermissionError:
+        raise SourceError("cannot read label map: permission denied", file=path) from None
+    except FileNotFoundError:
+        raise SourceError("label map file not found", file=path) from None
+    except MemoryError:
+        raise SourceError("not enough memory to read the label map", file=path) from None
     except (EOFError, OSError, zlib.error, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or exc
         raise SourceError(f"cannot read label map: corrupt or truncated data ({reason})", file=path) from None
 
 
-def _read(stream: io.BufferedIOBase, path: str) -> LabelVolume:
+def _grid(shape: tuple[int, ...]) -> tuple[int, ...]:
+    out = list(shape)
+    while len(out) > 2 and out[-1] == 1:
+        out.pop()
+    return tuple(out)
+
+
+def _read(stream: io.BufferedIOBase, path: str, expected: tuple[int, ...] | None, limit: int | None) -> LabelVolume:
     head = stream.read(540)
     header_class = _header_class(head, path)
     size = 348 if header_class is nib.Nifti1Header else 540
@@ -92,6 +115,17 @@ def _read(stream: io.BufferedIOBase, path: str) -> LabelVolume:
         raise SourceError(f"label map has {len(shape)} dimensions {shape}; expected 3", file=path)
     shape = shape + (1,) * (3 - len(shape))
     dtype = header.get_data_dtype()
+    if expected is not None and _grid(shape) != _grid(expected):
+        raise SourceError(f"label map is {'x'.join(map(str, _grid(shape)))} but the image series is "
+                          f"{'x'.join(map(str, _grid(expected)))} (imageHeaders.dimensions)", file=path)
+    needed = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if limit is not None and needed > limit:
+        raise SourceError(f"label map would take {needed / 2**30:.1f} GiB ({'x'.join(map(str, shape))} {dtype.name}); "
+                          f"the limit is {limit / 2**30:.1f} GiB per task (--max-label-memory)", file=path)
+    affine = header.get_best_affine()
+    if not np.all(np.isfinite(affine)) or abs(float(np.linalg.det(affine[:3, :3]))) < 1e-12:
+        raise SourceError("label map has no usable geometry: its affine is not finite or not invertible "
+                          f"({np.round(affine, 4).tolist()})", file=path)
     data = np.empty(int(np.prod(shape)), dtype=dtype)
     view = memoryview(data.view(np.uint8))  # type: ignore[arg-type]
     view[: max(0, len(prefix) - offset)] = prefix[offset: offset + len(view)]  # voxels already read with the header
@@ -102,8 +136,9 @@ def _read(stream: io.BufferedIOBase, path: str) -> LabelVolume:
             raise SourceError(f"label map is truncated: {shape} {dtype.name} needs {offset + len(view)} bytes of "
                               f"NIfTI data, the file holds {offset + filled}", file=path)
         filled += got
-    while stream.read(_CHUNK):  # reach the end, so that the gzip checksum is verified
-        pass
+    if len(stream.read(_TRAILING + 1)) > _TRAILING:  # reaching the end also verifies the gzip checksum
+        raise SourceError(f"label map holds more data than its header declares ({'x'.join(map(str, shape))} "
+                          f"{dtype.name})", file=path)
     data = data.reshape(shape, order="F")
     if not dtype.isnative:
         data = data.astype(dtype.newbyteorder("="))
@@ -115,7 +150,7 @@ def _read(stream: io.BufferedIOBase, path: str) -> LabelVolume:
     elif data.dtype.kind not in "iu":
         raise SourceError(f"label map has data type {data.dtype}; expected integers", file=path)
     data.flags.writeable = False
-    return LabelVolume(array=data, affine=header.get_best_affine(), header=header)
+    return LabelVolume(array=data, affine=affine, header=header)
 
 
 def write_nifti(

@@ -77,6 +77,8 @@ def failure(exc: BaseException, task: str, task_id: str, writer: str | None) -> 
         message = str(exc.located(task=task))
     elif isinstance(exc, MemoryError):
         message = f"task {task!r}: out of memory"
+    elif isinstance(exc, RecursionError):
+        message = f"task {task!r}: the task record nests too deeply to be read"
     elif isinstance(exc, PermissionError):
         message = f"task {task!r}: permission denied: {exc.filename or exc}"
     elif isinstance(exc, (SystemExit, KeyboardInterrupt)) or not isinstance(exc, Exception):

@@ -13,8 +13,9 @@ __all__ = ["TasksJsonWriter", "encode_entry"]
 
 
 def encode_entry(entry: Any) -> str:
-    """One task entry as tasks.json holds it (raises TypeError/ValueError if it is not JSON)."""
-    return json.dumps(entry, indent=2, ensure_ascii=False)
+    """One task entry as tasks.json holds it: strict JSON (raises TypeError/ValueError for what is not JSON,
+    NaN and Infinity included, which other JSON readers refuse)."""
+    return json.dumps(entry, indent=2, ensure_ascii=False, allow_nan=False)
 
 
 class TasksJsonWriter:

@@ -76,9 +76,12 @@ def image_files(task: labelport.Task, series: labelport.Series, folder: str | No
     if series.image_files:
         return series.image_files
     if folder:
+        top = os.path.realpath(folder)
         for task_name in (task.name, labelport.safe_name(task.name, task.task_id)):
             for series_name in (series.name, labelport.safe_name(series.name, chr(65 + series.index))):
                 path = os.path.join(folder, task_name, series_name)
+                if not os.path.realpath(path).startswith(top + os.sep):
+                    continue  # a name such as "../../x" never leads out of the folder given
                 if os.path.isdir(path):
                     return sorted(os.path.join(path, f) for f in os.listdir(path)
                                   if os.path.isfile(os.path.join(path, f)))

@@ -38,6 +38,7 @@ def open_source(
     *,
     task_filter: TaskFilter | None = None,
     taxonomy: str | os.PathLike[str] | None = None,
+    allow_outside_paths: bool = False,
 ) -> Source:
     """A source for ``location``: ``redbrick:ORG_ID/PROJECT_ID`` (a live project; key and endpoint from
     ``REDBRICK_API_KEY``/``REDBRICK_URL`` or the RedBrick CLI's credentials) or an export folder on disk. A
@@ -46,4 +47,4 @@ def open_source(
         return location
     if isinstance(location, str) and location.startswith(REDBRICK_PREFIX):
         return redbrick_project(location, task_filter=task_filter)
-    return LocalExport(location, taxonomy=taxonomy, task_filter=task_filter)
+    return LocalExport(location, taxonomy=taxonomy, task_filter=task_filter, allow_outside_paths=allow_outside_paths)

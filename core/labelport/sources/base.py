@@ -58,6 +58,8 @@ class Source(ABC):
     images_needed: bool = False
     #: the source runs threads while :meth:`refs` iterates; worker processes then start before it does
     uses_threads: bool = False
+    #: the bytes one task's label maps may take at once (None: no limit); set by the export
+    label_memory: int | None = 4 << 30
 
     @abstractmethod
     def refs(self) -> Iterator[TaskRef]:

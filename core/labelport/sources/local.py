@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,22 +14,27 @@ from ..errors import SourceError
 from ..model import LabelVolume, Task, Taxonomy
 from .base import Source, TaskFilter, TaskRef
 from .records import categories_in_order, task_from_record
+from .schema import check_record
 from .taxonomy import parse_taxonomy
 
 __all__ = ["LocalExport"]
 
 
-def read_label_nifti(path: str) -> LabelVolume:
+def read_label_nifti(path: str, expected: tuple[int, ...] | None, limit: int | None) -> LabelVolume:
     """labelport.niftiio's reader, imported when the first label map is read (nibabel is slow to import)."""
     from ..niftiio import read_label_nifti as read
 
-    return read(path)
+    return read(path, expected, limit)
 
 
 def _read_json(path: Path) -> Any:
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 20000))  # a deeply nested record fails its own task, not the whole file
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
+    except RecursionError:
+        raise SourceError("holds JSON nested more than 20000 levels deep", file=str(path)) from None
     except FileNotFoundError:
         raise SourceError("file not found", file=str(path)) from None
     except json.JSONDecodeError as exc:
@@ -36,6 +42,8 @@ def _read_json(path: Path) -> Any:
                           file=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SourceError(f"cannot read ({exc})", file=str(path)) from None
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 class LocalExport(Source):
@@ -48,9 +56,13 @@ class LocalExport(Source):
         *,
         taxonomy: str | os.PathLike[str] | None = None,
         task_filter: TaskFilter | None = None,
+        allow_outside_paths: bool = False,
     ) -> None:
         self.root = Path(root)
         self._root, self._parent = str(self.root), str(self.root.parent)
+        self._real_root = os.path.realpath(self.root)
+        self._folders: dict[str, bool] = {}  # folder -> whether it resolves inside the export folder
+        self.allow_outside_paths = allow_outside_paths
         self.filter = task_filter or TaskFilter()
         self.warnings = []
         if not self.root.is_dir():
@@ -108,6 +120,7 @@ class LocalExport(Source):
         return set(self._seen_ids)
 
     def input_files(self, ref: TaskRef) -> list[str]:
+        check_record(ref.record)
         files = []
         for series in ref.record.get("series") or [] if isinstance(ref.record, dict) else []:
             if not isinstance(series, dict):
@@ -123,13 +136,21 @@ class LocalExport(Source):
         return sorted(self.filter.task_ids - self._seen_ids)
 
     def open(self, ref: TaskRef) -> Task:
-        return task_from_record(ref.record, self.taxonomy, self.resolve, read_label_nifti, self.find)
+        return task_from_record(ref.record, self.taxonomy, self.resolve, read_label_nifti, self.find,
+                                self.label_memory)
 
     def find(self, path: str) -> str | None:
-        """A tasks.json path on disk (see the class docstring), or None."""
+        """A tasks.json path on disk (see the class docstring), or None. Unless ``allow_outside_paths``, a path
+        must lead to a file inside the export folder: one that leaves it (an absolute path elsewhere, ``..``,
+        a symbolic link) is refused before anything is read, and the error does not say whether it exists."""
+        if os.path.isabs(path) or ".." in path.replace("\\", "/").split("/"):
+            candidates = [path] if os.path.isabs(path) else [os.path.join(self._root, path),
+                                                             os.path.join(self._parent, path)]
+            if not self.allow_outside_paths and not any(self._within(c) for c in candidates):
+                raise self._outside(path)
         first = path if os.path.isabs(path) else os.path.join(self._root, path)
         if os.path.isfile(first):  # the usual case, checked first: this runs for every image of every task
-            return first
+            return self._checked(first, path)
         candidates = [] if os.path.isabs(path) else [os.path.join(self._parent, path)]
         parts = path.replace("\\", "/").split("/")
         for top in ("segmentations", "images"):
@@ -137,8 +158,28 @@ class LocalExport(Source):
                 candidates.append(os.path.join(self._root, *parts[parts.index(top):]))
         for candidate in candidates:
             if os.path.isfile(candidate):
-                return candidate
+                return self._checked(candidate, path)
         return None
+
+    def _within(self, path: str) -> bool:
+        return os.path.realpath(path).startswith(self._real_root + os.sep)
+
+    def _outside(self, path: str) -> SourceError:
+        return SourceError(f"path {path!r} leads outside the export folder (for an export you trust, "
+                           "--allow-outside-paths reads it)")
+
+    def _checked(self, found: str, path: str) -> str:
+        """``found``, after checking that it resolves inside the export folder (folders resolved once each)."""
+        if self.allow_outside_paths:
+            return found
+        folder = os.path.dirname(found)
+        inside = self._folders.get(folder)
+        if inside is None:
+            real = os.path.realpath(folder)
+            inside = self._folders[folder] = real == self._real_root or real.startswith(self._real_root + os.sep)
+        if not inside or (os.path.islink(found) and not self._within(found)):
+            raise self._outside(path)
+        return found
 
     def resolve(self, path: str) -> str:
         """A segmentation path on disk; raises :class:`SourceError` when it is missing."""

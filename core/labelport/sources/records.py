@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from ..errors import SourceError
 from ..model import LabelMap, LabelVolume, Segment, Series, Task, Taxonomy
+from .schema import check_record
 from .taxonomy import category_name
 
 __all__ = ["categories_in_order", "record_categories", "task_from_record"]
+
+_INSTANCE_ID = re.compile(r"[1-9][0-9]{0,8}")
 
 
 def _segment_map(series: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -35,12 +39,10 @@ def record_categories(record: Mapping[str, Any]) -> Iterator[str]:
 def _segments(seg_map: Mapping[str, Any], taxonomy: Taxonomy) -> tuple[dict[int, Segment], Taxonomy]:
     segments: dict[int, Segment] = {}
     for key, entry in seg_map.items():
-        try:
-            instance_id = int(key)
-        except (TypeError, ValueError):
-            raise SourceError(f"segmentMap key {key!r} is not an instance id") from None
-        if instance_id <= 0:
-            raise SourceError(f"segmentMap key {key!r}: instance ids start at 1")
+        if not (isinstance(key, str) and _INSTANCE_ID.fullmatch(key)):
+            raise SourceError(f"segmentMap key {key!r} is not an instance id as RedBrick writes them "
+                              "(1, 2, ...: ASCII digits, no leading zero)")
+        instance_id = int(key)
         if not isinstance(entry, Mapping):
             raise SourceError(f"segmentMap entry {key!r} is not an object")
         try:
@@ -93,28 +95,50 @@ def _segmentation_path(series: Mapping[str, Any]) -> str | None:
     return seg
 
 
-def _located(loader: Callable[[str], LabelVolume], task: str, series: str) -> Callable[[str], LabelVolume]:
-    """``loader`` whose errors name the task and series."""
+Loader = Callable[[str, "tuple[int, ...] | None", "int | None"], LabelVolume]
 
-    def load(path: str) -> LabelVolume:
-        try:
-            return loader(path)
-        except SourceError as exc:
-            raise exc.located(task=task, series=series) from None
 
-    return load
+def _grid(srec: Mapping[str, Any]) -> tuple[int, ...] | None:
+    headers = srec.get("imageHeaders")
+    dims = headers.get("dimensions") if isinstance(headers, Mapping) else None
+    if isinstance(dims, list) and dims and all(isinstance(d, int) and not isinstance(d, bool) for d in dims):
+        return tuple(dims)
+    return None
+
+
+class _Loading:
+    """How a task's label maps are read: against their image grid, within the task's memory budget (what its
+    other loaded maps leave), with errors naming the task and series."""
+
+    def __init__(self, loader: Loader, task: str, limit: int | None) -> None:
+        self.loader, self.task, self.limit = loader, task, limit
+        self.maps: list[LabelMap] = []
+
+    def of(self, series: str, expected: tuple[int, ...] | None) -> Callable[[str], LabelVolume]:
+        def load(path: str) -> LabelVolume:
+            left = None if self.limit is None else self.limit - sum(
+                m.array.nbytes for m in self.maps if m.loaded and m.path != path)
+            try:
+                return self.loader(path, expected, left)
+            except SourceError as exc:
+                raise exc.located(task=self.task, series=series) from None
+
+        return load
 
 
 def task_from_record(
     record: Any,
     taxonomy: Taxonomy,
     resolve: Callable[[str], str],
-    loader: Callable[[str], LabelVolume],
+    loader: Loader,
     find: Callable[[str], str | None] = lambda path: None,
+    label_memory: int | None = None,
 ) -> Task:
     """Build a :class:`Task`. ``resolve`` maps a ``segmentations`` path of the record to a readable path;
-    ``loader`` reads it when the array is first used; ``find`` maps an image path of ``items`` to a file
-    on disk, or None. Errors name the task and series."""
+    ``loader(path, image grid, byte limit)`` reads it when the array is first used (see
+    :func:`labelport.read_label_nifti`); ``find`` maps an image path of ``items`` to a file on disk, or None;
+    ``label_memory`` bounds the bytes of the task's label maps loaded at once. Errors name the task and
+    series."""
     if not isinstance(record, Mapping):
         raise SourceError(f"task record is a {type(record).__name__}, not an object")
     task_id = record.get("taskId")
@@ -122,9 +146,14 @@ def task_from_record(
     label = str(name or task_id)
     if not isinstance(task_id, str) or not task_id:
         raise SourceError("task record has no 'taskId'", task=label if name else None)
+    try:
+        check_record(record)
+    except SourceError as exc:
+        raise exc.located(task=label) from None
     series_records = record.get("series") or []
     if not isinstance(series_records, list):
         raise SourceError("'series' is not a list", task=label)
+    loading = _Loading(loader, label, label_memory)
     series: list[Series] = []
     for index, srec in enumerate(series_records):
         sname = srec.get("name") if isinstance(srec, Mapping) else None
@@ -135,7 +164,9 @@ def task_from_record(
             segments, taxonomy = _segments(_segment_map(srec), taxonomy)
             groups = _overlap_groups(segments)
             path = _segmentation_path(srec)
-            label_map = LabelMap(resolve(path), _located(loader, label, where), groups) if path else None
+            label_map = LabelMap(resolve(path), loading.of(where, _grid(srec)), groups) if path else None
+            if label_map is not None:
+                loading.maps.append(label_map)
         except SourceError as exc:
             raise exc.located(task=label, series=where) from None
         items = srec.get("items") or []

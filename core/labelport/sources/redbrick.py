@@ -333,7 +333,7 @@ class RedBrickProject(Source):
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             raise SourceError(f"unexpected task object from the API ({type(exc).__name__}: {exc})",
                               task=ref.label) from None
-        return task_from_record(record, self.taxonomy, lambda path: path, _read, images.get)
+        return task_from_record(record, self.taxonomy, lambda path: path, _read, images.get, self.label_memory)
 
     def _download_images(self, ref: TaskRef, shard: Mapping[str, Any]) -> dict[str, str]:
         """The task's image files in the cache, by their storage path (what ``items`` lists)."""
@@ -364,7 +364,7 @@ def _is_gzip(path: str) -> bool:
         return f.read(2) == b"\x1f\x8b"
 
 
-def _read(path: str) -> LabelVolume:
+def _read(path: str, expected: tuple[int, ...] | None, limit: int | None) -> LabelVolume:
     from ..niftiio import read_label_nifti
 
-    return read_label_nifti(path)
+    return read_label_nifti(path, expected, limit)

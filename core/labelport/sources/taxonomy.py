@@ -8,7 +8,9 @@ from typing import Any
 from ..errors import SourceError
 from ..model import Category, Code, Taxonomy, default_color, parse_color
 
-__all__ = ["category_name", "parse_taxonomy"]
+__all__ = ["MAX_CLASS_ID", "category_name", "parse_taxonomy"]
+
+MAX_CLASS_ID = 65534
 
 
 def category_name(value: Any) -> str:
@@ -38,8 +40,9 @@ def _object_types(items: Iterable[Any], where: str) -> tuple[Category, ...]:
         except ValueError as exc:
             raise SourceError(f"objectTypes[{n}]: {exc}", file=where) from None
         class_id = item.get("classId", n)
-        if not isinstance(class_id, int):
-            raise SourceError(f"objectTypes[{n}] ({name!r}): classId {class_id!r} is not an integer", file=where)
+        if not isinstance(class_id, int) or isinstance(class_id, bool) or not 0 <= class_id <= MAX_CLASS_ID:
+            raise SourceError(f"objectTypes[{n}] ({name!r}): classId {class_id!r} is not a whole number from 0 to "
+                              f"{MAX_CLASS_ID} (class id + 1 must fit the 16-bit label maps)", file=where)
         cats.append(Category(name, class_id, _color(item.get("color"), class_id),
                              tuple(item.get("attributes") or ()), _codes(item, f"objectTypes[{n}] ({name!r})", where)))
     return tuple(cats)
@@ -67,7 +70,7 @@ def _nested(categories: Iterable[Any], colors: Mapping[int, Any], trail: tuple[s
         if not isinstance(node, Mapping) or not isinstance(node.get("name"), str):
             continue
         path = (*trail, node["name"])
-        if isinstance(node.get("classId"), int) and node["classId"] >= 0:
+        if isinstance(node.get("classId"), int) and 0 <= node["classId"] <= MAX_CLASS_ID:
             class_id = node["classId"]
             out.append(Category(category_name(list(path)), class_id, _color(colors.get(class_id), class_id)))
         out.extend(_nested(node.get("children") or [], colors, path))
