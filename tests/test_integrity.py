@@ -76,6 +76,29 @@ def test_a_newcomer_never_takes_a_departed_tasks_folder_with_stale_files(tmp_pat
     assert _all_trees(out) == _all_trees(_clean(src, tmp_path / "clean"))
 
 
+def test_stale_files_are_removed_only_when_no_task_holds_them(tmp_path: Path) -> None:
+    from labelport.manifest import Manifest
+
+    root = tmp_path / "root"
+    (root / "dup").mkdir(parents=True)
+    (root / "dup" / "CT.nii.gz").write_bytes(b"A's")
+    manifest = Manifest(str(root))
+    manifest.record("A", "fp", ["dup/CT.nii.gz"], "{}", "dup")
+    manifest.save()
+    # next run, on two workers: B writes into "dup" before A (renamed) is recorded in its new folder
+    manifest = Manifest(str(root))
+    (root / "dup" / "CT.nii.gz").write_bytes(b"B's")
+    manifest.record("A", "fp2", ["zzz/CT.nii.gz"], "{}", "zzz")
+    assert (root / "dup" / "CT.nii.gz").read_bytes() == b"B's"  # nothing is removed while tasks finish
+    manifest.record("B", "fp", ["dup/CT.nii.gz"], "{}", "dup")
+    manifest.finish()
+    assert (root / "dup" / "CT.nii.gz").read_bytes() == b"B's"
+    manifest.forget("B")
+    manifest.save()  # killed before finish(): the next export removes what is stale
+    Manifest(str(root)).finish()
+    assert not (root / "dup").exists()
+
+
 # -- 2, 3. everything an output depends on is in its fingerprint --------------------------------------------
 
 
@@ -174,17 +197,17 @@ def _edit(rng: random.Random, src: Path, step: int) -> tuple[str, dict[str, Any]
     return kind, options
 
 
-def _random_edits(tmp_path: Path, seed: int, steps: int) -> None:
+def _random_edits(tmp_path: Path, seed: int, steps: int, workers: int = 1) -> None:
     rng = random.Random(seed)
     src = tiny_export(tmp_path / "src", ["a", "b", "dup", "dup"])
     out = tmp_path / "out"
-    labelport.export(src, out, WRITERS)
+    labelport.export(src, out, WRITERS, workers=workers)
     options: dict[str, Any] = {}
     for step in range(steps):
         kind, extra = _edit(rng, src, step)
         options = {k: v for k, v in {**options, **extra}.items() if k != "stage"} | (
             {"stage": extra["stage"]} if "stage" in extra else {})
-        report = labelport.export(src, out, WRITERS, **options)
+        report = labelport.export(src, out, WRITERS, workers=workers, **options)
         assert report.ok, (seed, step, kind, [str(f) for f in report.failures])
         clean = tmp_path / f"clean-{step}"
         labelport.export(src, clean, WRITERS, **options)
@@ -211,6 +234,12 @@ def test_random_edits_keep_incremental_equal_to_clean(tmp_path: Path, seed: int)
 @pytest.mark.parametrize("seed", range(4, 24))
 def test_many_random_edits_keep_incremental_equal_to_clean(tmp_path: Path, seed: int) -> None:
     _random_edits(tmp_path, seed, steps=40)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(24, 28))
+def test_random_edits_on_two_workers_keep_incremental_equal_to_clean(tmp_path: Path, seed: int) -> None:
+    _random_edits(tmp_path, seed, steps=15, workers=2)
 
 
 # -- 4, 5. the source is never written; one export at a time ------------------------------------------------

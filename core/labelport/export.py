@@ -218,29 +218,36 @@ class _Runner:
         self.done: dict[int, Outcome] = {}
         self.refs: dict[int, TaskRef] = {}
         self.pool: Any = None
-        if workers > 1 or timeout is not None:
+        self.workers, self.timeout = workers, timeout
+        self.parallel = workers > 1 or timeout is not None
+        self.limit = 2 * workers
+
+    def _pool(self) -> Any:
+        """The worker processes, made when the first task needs them (a no-op re-export starts none)."""
+        if self.pool is None:
             from .workers import WorkerPool
 
-            names = [info.name for info, _ in chosen]
-            options = {info.name: opts for info, opts in chosen}
-            self.pool = WorkerPool(workers, worker_init, (src, names, options, roots, unknown_labels), worker_run,
-                                   timeout=timeout)
-        self.limit = 2 * workers
+            names = [info.name for info, _ in self.chosen]
+            options = {info.name: opts for info, opts in self.chosen}
+            self.pool = WorkerPool(self.workers, worker_init, (self.src, names, options, self.roots,
+                                                               self.unknown_labels),
+                                   worker_run, timeout=self.timeout, respawn="spawn" if self.src.uses_threads else None)
+        return self.pool
 
     def start(self) -> None:
         """Start the worker processes now, before the caller starts any thread (fork and threads do not mix)."""
-        if self.pool is not None:
-            self.pool.start()
+        if self.parallel:
+            self._pool().start()
 
     def submit(self, seq: int, ref: TaskRef, folder: str, names: list[str]) -> None:
-        if self.pool is None:
+        if not self.parallel:
             chosen = [(info, opts) for info, opts in self.chosen if info.name in names]
             self.done[seq] = run_task(self.src, ref, folder, chosen, self.roots, self.unknown_labels)
             return
-        while self.pool.busy >= self.limit:
+        while self._pool().busy >= self.limit:
             self.collect(block=True)
         self.refs[seq] = ref
-        self.pool.submit(seq, (ref, folder, names))
+        self._pool().submit(seq, (ref, folder, names))
 
     def collect(self, block: bool) -> None:
         """Move finished tasks into :attr:`done` (waiting for at least one when ``block``)."""
@@ -425,6 +432,7 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
     runner.close()
     complete = present is not None and {key.split("\0")[0] for key in order} >= present  # no filter left any out
     for name in names:
+        manifests[name].finish()
         _write_tasks_json(manifests[name], order if complete else None)
         manifests[name].save()
 

@@ -195,5 +195,5 @@ def views(series: Series) -> LabelViews:
     cache = series.label_map.cache
     found = cache.get("views")
     if not isinstance(found, LabelViews):
-        found = cache["views"] = LabelViews(series)
+        found = cache["views"] = LabelViews(series.origin or series)
     return found

@@ -1,10 +1,13 @@
 """What an export wrote, per writer root, so that the next export into it rewrites only what changed.
 
-``<root>/.labelport/manifest.json`` maps each task id to the fingerprint of its inputs (the task record, the
-size and modification time of its label maps and images, the writer's options, labelport's version), the
-files written for it and its tasks.json entry (as text, copied as it is while the task is unchanged). While
-an export runs, each finished task is appended to ``journal.ndjson`` next to it, so an interrupted export
-(even by SIGKILL) resumes where it stopped; the journal is folded into the manifest when the export ends.
+``<root>/.labelport/manifest.json`` maps each task id to the fingerprint of everything its output depends on
+(see :func:`labelport.export`), its folder, the files written for it and its tasks.json entry (as text, copied
+as it is while the task is unchanged). While an export runs, each finished task is appended to
+``journal.ndjson`` next to it, so an interrupted export (even by SIGKILL) resumes where it stopped; the journal
+is folded into the manifest when the export ends.
+
+Files a task no longer has are *stale*: they are journalled too, and removed only when the export ends, if no
+task holds them by then (tasks finish out of order on workers, and one may have taken over another's folder).
 """
 
 from __future__ import annotations
@@ -68,6 +71,8 @@ class Manifest:
         self.path = os.path.join(self.folder, "manifest.json")
         self.journal_path = os.path.join(self.folder, "journal.ndjson")
         self.tasks: dict[str, dict[str, Any]] = {}
+        #: files that a task had before and has no more: removed by :meth:`finish` unless a task holds them again
+        self.stale: set[str] = set()
         self._journal: Any = None
         self.changed = False
         self._load()
@@ -78,6 +83,7 @@ class Manifest:
                 data = json.load(f)
             if isinstance(data, dict) and data.get("version") == 2 and isinstance(data.get("tasks"), dict):
                 self.tasks = data["tasks"]
+                self.stale = {p for p in data.get("stale") or [] if isinstance(p, str)}
         except (OSError, ValueError):
             self.tasks = {}
         try:
@@ -87,7 +93,10 @@ class Manifest:
                         item = json.loads(line)
                     except ValueError:
                         break  # the line being written when the export was killed
-                    self.tasks[item["task"]] = item["state"]
+                    if "stale" in item:
+                        self.stale.update(item["stale"])
+                    else:
+                        self.tasks[item["task"]] = item["state"]
                     self.changed = True  # an interrupted export: fold its journal in
         except OSError:
             pass
@@ -106,10 +115,10 @@ class Manifest:
         return state
 
     def record(self, task_id: str, fp: str, files: list[str], entry_json: str, folder: str = "") -> None:
-        """Note a written task (appended to the journal at once) and remove files its previous version
-        had that this one does not."""
+        """Note a written task (appended to the journal at once); files its previous version had that this one
+        does not become stale."""
         old = self.tasks.get(task_id, {}).get("files", [])
-        self.remove_files(sorted(set(old) - set(files)), keep=task_id)
+        self._stale(set(old) - set(files))
         state = {"fingerprint": fp, "files": files, "json": entry_json, "folder": folder}
         self.tasks[task_id] = state
         self._append(task_id, state)
@@ -123,31 +132,42 @@ class Manifest:
             self.changed = True
 
     def forget(self, task_id: str) -> None:
-        """Remove a task's files and its record (the task left the source)."""
+        """Drop a task's record; its files become stale (the task left the source, or failed)."""
         state = self.tasks.pop(task_id, None)
         if state:
-            self.remove_files(state.get("files", []), keep=task_id)
+            self._stale(state.get("files", []))
             self._append(task_id, {})
 
+    def _stale(self, files: Iterable[str]) -> None:
+        new = sorted(set(files) - self.stale)
+        if new:
+            self.stale.update(new)
+            self._write_journal({"stale": new})
+
+    def finish(self) -> None:
+        """Remove the stale files that no task holds now. Files are only removed here, after every task of the
+        run was recorded: a task that took over another's folder keeps the files it wrote there."""
+        if not self.stale:
+            return
+        held = {f for state in self.tasks.values() if state for f in state.get("files", [])}
+        self.remove_files(sorted(self.stale - held))
+        self.stale.clear()
+        self.changed = True
+
     def _append(self, task_id: str, state: dict[str, Any]) -> None:
+        self._write_journal({"task": task_id, "state": state})
+
+    def _write_journal(self, item: dict[str, Any]) -> None:
         self.changed = True
         if self._journal is None:
             os.makedirs(self.folder, exist_ok=True)
             self._journal = open(self.journal_path, "a", encoding="utf-8")  # noqa: SIM115
-        self._journal.write(json.dumps({"task": task_id, "state": state}) + "\n")
+        self._journal.write(json.dumps(item) + "\n")
         self._journal.flush()
 
-    def remove_files(self, files: Iterable[str], keep: str | None = None) -> None:
-        """Remove files of task ``keep`` that no other task of this root now holds (a task that took over a
-        folder, say, when the task that had it left)."""
-        files = list(files)
-        if not files:
-            return
+    def remove_files(self, files: Iterable[str]) -> None:
         top = os.path.abspath(self.root)
-        held = {f for k, s in self.tasks.items() if k != keep and s for f in s.get("files", [])}
         for rel in files:
-            if rel in held:
-                continue
             try:
                 path = os.path.abspath(safe_join(self.root, rel))
             except Exception:  # a manifest edited by hand must not make us delete outside the root
@@ -170,7 +190,7 @@ class Manifest:
         tasks = {k: v for k, v in self.tasks.items() if v}
         tmp = scratch_file(self.root, self.path)
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"version": 2, "tasks": tasks}, f)
+            json.dump({"version": 2, "tasks": tasks, "stale": sorted(self.stale)}, f)
         os.replace(tmp, self.path)
         if self._journal is not None:
             self._journal.close()

@@ -249,6 +249,9 @@ class Series:
     segments: dict[int, Segment] = field(default_factory=dict)
     #: image files of the series found on disk (from ``items``), in the record's order
     image_files: list[str] = field(default_factory=list)
+    #: for a writer's copy (:meth:`Task.copy`), the series it was copied from: shared derived views are built
+    #: from it, so that what one writer changes in its copy never reaches another writer
+    origin: Series | None = field(default=None, repr=False, compare=False)
 
     @property
     def items(self) -> list[str]:
@@ -358,7 +361,8 @@ class Task:
             segments = {n: dataclasses.replace(seg, attributes=copy.deepcopy(dict(seg.attributes)),
                                                record=seg_map.get(str(n), copy.deepcopy(dict(seg.record))))
                         for n, seg in s.segments.items()}
-            series.append(dataclasses.replace(s, record=srec, segments=segments, image_files=list(s.image_files)))
+            series.append(dataclasses.replace(s, record=srec, segments=segments, image_files=list(s.image_files),
+                                              origin=s.origin or s))
         return dataclasses.replace(self, record=record, series=series)
 
     def check(self, unknown_labels: bool = True) -> None:

@@ -114,18 +114,20 @@ class WorkerPool:
     run: Callable[..., Any]
     timeout: float | None = None
     method: str = "fork" if sys.platform == "linux" else "spawn"
+    #: how replacement workers start: forking a process that runs threads (a downloading source) can deadlock
+    respawn: str | None = None
     _workers: list[_Worker] = field(default_factory=list)
     _queue: list[tuple[Any, tuple[Any, ...]]] = field(default_factory=list)
     _retried: set[Any] = field(default_factory=set)
 
     def start(self) -> None:
         while len(self._workers) < self.count:
-            self._workers.append(self._spawn())
+            self._workers.append(self._spawn(self.method))
 
-    def _spawn(self) -> _Worker:
+    def _spawn(self, method: str) -> _Worker:
         import multiprocessing
 
-        context: Any = multiprocessing.get_context(self.method)
+        context: Any = multiprocessing.get_context(method)
         parent_end, child_end = context.Pipe()
         process = context.Process(target=_serve, args=(child_end, os.getpid(), self.initializer, self.initargs,
                                                        self.run), daemon=True)
@@ -162,7 +164,7 @@ class WorkerPool:
             worker.process.kill()
         worker.process.join()
         index = self._workers.index(worker)
-        self._workers[index] = self._spawn()
+        self._workers[index] = self._spawn(self.respawn or self.method)
 
     def results(self, block: bool) -> list[tuple[Any, Any]]:
         """Finished jobs; waits for at least one when ``block`` and jobs are in flight."""
