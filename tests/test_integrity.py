@@ -589,22 +589,35 @@ def test_an_unusable_output_folder_is_one_line(tmp_path: Path, make: Any, expect
     assert result.output.startswith("error: ") and expected in result.output
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
-def test_a_read_only_output_folder(tmp_path: Path) -> None:
+def test_a_read_only_output_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     src = tiny_export(tmp_path / "src", ["a"])
     (tmp_path / "ro").mkdir()
     (tmp_path / "ro").chmod(0o500)
+    if os.geteuid() == 0:  # root may write anywhere: let the folder answer as it answers everyone else
+        import labelport.outdir
+
+        monkeypatch.setattr(labelport.outdir.os, "access", lambda path, mode: not str(path).endswith("/ro"))
     result = CliRunner().invoke(cli, ["export", str(src), "-o", str(tmp_path / "ro" / "out"), "-w", "nifti"])
-    assert result.exit_code == 1 and "permission denied" in result.output
+    assert result.exit_code == 1 and result.output == f"error: cannot write into {tmp_path / 'ro'}: permission denied\n"
 
 
-def test_an_unreadable_label_map_says_permission_denied(tmp_path: Path) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root reads every file")
-    src = tiny_export(tmp_path / "src", ["a"])
-    (src / "segmentations" / "task-0000" / "CT.nii.gz").chmod(0)
+def test_an_unreadable_label_map_says_permission_denied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tiny_export(tmp_path / "src", ["a", "b"])
+    path = src / "segmentations" / "task-0000" / "CT.nii.gz"
+    path.chmod(0)
+    if os.geteuid() == 0:  # root reads every file: let this one refuse as it refuses everyone else
+        import labelport.niftiio
+
+        real = labelport.niftiio._open
+
+        def refuse(name: str) -> Any:
+            if name == str(path):
+                raise PermissionError(13, "Permission denied", name)
+            return real(name)
+
+        monkeypatch.setattr(labelport.niftiio, "_open", refuse)
     report = labelport.export(src, tmp_path / "out", ["nifti"])
-    assert "cannot read label map: permission denied" in _messages(report)["a"]
+    assert _messages(report) == {"a": f"task 'a', series 'CT', file {path}: cannot read label map: permission denied"}
 
 
 @pytest.mark.parametrize("kwargs,expected", [
