@@ -1,5 +1,6 @@
 """Small RedBrick-style export folders made by the tests themselves (no files from outside the checkout): one
-series per task, a label map with a Liver and a Kidney instance, a taxonomy. Tests then damage or edit them."""
+series per task, a label map with a Liver and a Kidney instance, a taxonomy; and CT series written as DICOM with
+a label map on their grid. Tests then damage or edit them."""
 
 from __future__ import annotations
 
@@ -58,6 +59,23 @@ def tiny_export(root: Path, names: Sequence[str], taxonomy: dict[str, Any] | Non
     return root
 
 
+def overlapped(masks: dict[int, np.ndarray]) -> tuple[np.ndarray, dict[int, list[int]]]:
+    """One label map for overlapping instance masks, as RedBrick stores them: a voxel covered by one instance
+    holds its id, a voxel covered by several a group id for that set (after the instance ids). Returns the
+    map and, per instance, the group ids it belongs to (its segmentMap ``overlappingGroups``)."""
+    ids = sorted(masks)
+    stack = np.stack([masks[i] for i in ids], axis=-1)
+    out = np.zeros(stack.shape[:-1], np.uint16)
+    groups: dict[tuple[int, ...], int] = {}
+    for index in zip(*np.nonzero(stack.any(axis=-1))):
+        members = tuple(i for i, on in zip(ids, stack[index]) if on)
+        if len(members) == 1:
+            out[index] = members[0]
+        else:
+            out[index] = groups.setdefault(members, max(ids) + 1 + len(groups))
+    return out, {i: sorted(g for members, g in groups.items() if i in members) for i in ids}
+
+
 def read_records(root: Path) -> list[Any]:
     return list(json.loads((root / "tasks.json").read_text()))
 
@@ -65,3 +83,77 @@ def read_records(root: Path) -> list[Any]:
 def write_records(root: Path, records: list[Any]) -> None:
     root.mkdir(parents=True, exist_ok=True)
     (root / "tasks.json").write_text(json.dumps(records, indent=1))
+
+
+def ct_slices(key: str, shape: tuple[int, int, int], spacing: tuple[float, float, float],
+              origin: tuple[float, float, float], **attributes: Any) -> list[bytes]:
+    """An axial CT series, lowest slice first, one small DICOM file per slice: ``shape`` is (columns, rows,
+    slices), ``spacing`` (column spacing, row spacing, slice step) and ``origin`` the LPS position of the
+    first pixel of the lowest slice. ``attributes`` are set on every slice (PatientIdentityRemoved="YES", ...).
+    UIDs derive from ``key``."""
+    import io
+
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    study, series, frame = (generate_uid(entropy_srcs=[key, part]) for part in ("study", "series", "frame"))
+    out = []
+    for k in range(shape[2]):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = CTImageStorage
+        meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[key, str(k)])
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = Dataset()
+        ds.file_meta = meta
+        ds.SpecificCharacterSet = "ISO_IR 100"
+        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
+        ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = "Case^Synthetic", key, "", "O"
+        ds.StudyDate, ds.StudyTime, ds.StudyID, ds.AccessionNumber, ds.ReferringPhysicianName = \
+            "20250301", "090000", "1", "", ""
+        ds.Modality, ds.SeriesNumber, ds.InstanceNumber, ds.Manufacturer = "CT", 1, k + 1, "tests"
+        ds.PositionReferenceIndicator, ds.Laterality = "", ""
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.ImagePositionPatient = [origin[0], origin[1], origin[2] + k * spacing[2]]
+        ds.PixelSpacing, ds.SliceThickness = [spacing[1], spacing[0]], spacing[2]
+        ds.KVP, ds.AcquisitionNumber = "", ""
+        ds.Rows, ds.Columns = shape[1], shape[0]
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+        ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = 1, 0, "HU"
+        for keyword, value in attributes.items():
+            setattr(ds, keyword, value)
+        ds.PixelData = np.full((shape[1], shape[0]), 20 + k, np.int16).tobytes()  # each slice its own value
+        buffer = io.BytesIO()
+        ds.save_as(buffer, enforce_file_format=True)
+        out.append(buffer.getvalue())
+    return out
+
+
+def dicom_export(root: Path, masks: dict[int, np.ndarray], categories: dict[int, str],
+                 spacing: tuple[float, float, float] = (0.7, 0.8, 2.5), origin: tuple[float, float, float] =
+                 (-20.0, -15.0, -10.0), name: str = "Case 001", taxonomy: dict[str, Any] | None = None,
+                 **attributes: Any) -> Path:
+    """An export folder with one task: a CT series (the shape of the masks: columns, rows, slices) written as
+    DICOM under ``images/`` and a label map of the (possibly overlapping) instance ``masks`` on its grid, in
+    RAS as RedBrick stores it (i = column, j = row, k = slice upwards)."""
+    shape = next(iter(masks.values())).shape
+    folder = root / "images" / name / "CT"
+    folder.mkdir(parents=True, exist_ok=True)
+    items = []
+    for k, data in enumerate(ct_slices(name, shape, spacing, origin, **attributes)):
+        (folder / f"{k:04d}.dcm").write_bytes(data)
+        items.append(f"images/{name}/CT/{k:04d}.dcm")
+    labels, groups = overlapped(masks)
+    affine = np.diag([-spacing[0], -spacing[1], spacing[2], 1.0])
+    affine[:3, 3] = [-origin[0], -origin[1], origin[2]]
+    write_label_map(root / "segmentations" / name / "CT.nii.gz", labels, affine)
+    seg_map = {str(n): {"id": f"label-{n}", "category": categories[n],
+                        **({"overlappingGroups": groups[n]} if groups[n] else {})} for n in sorted(masks)}
+    write_records(root, [{"taskId": f"task-{name}", "name": name, "updatedAt": "2025-03-01T10:00:00+00:00",
+                          "series": [{"name": "CT", "items": items, "imageHeaders": {"dimensions": list(shape)},
+                                      "segmentations": f"segmentations/{name}/CT.nii.gz", "segmentMap": seg_map}]}])
+    if taxonomy is not None:
+        (root / "taxonomy.json").write_text(json.dumps(taxonomy))
+    return root

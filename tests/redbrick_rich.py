@@ -17,6 +17,7 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
+from cases import ct_slices
 from PIL import Image
 from redbrick_project import END, Project, task_state, trail, user
 
@@ -57,38 +58,6 @@ TAXONOMY = {
 }
 
 
-def _ct_slices(task: str, shape: tuple[int, int, int], spacing: tuple[float, float, float],
-               origin: tuple[float, float, float]) -> list[bytes]:
-    """An axial CT series (one small DICOM file per slice), lowest slice first."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
-
-    study, series, frame = (generate_uid(entropy_srcs=[task, part]) for part in ("study", "series", "frame"))
-    out = []
-    for k in range(shape[2]):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CTImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[task, str(k)])
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
-        ds.PatientName, ds.PatientID, ds.Modality, ds.InstanceNumber = "Rich^Case", task, "CT", k + 1
-        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        ds.ImagePositionPatient = [origin[0], origin[1], origin[2] + k * spacing[2]]
-        ds.PixelSpacing, ds.SliceThickness = [spacing[1], spacing[0]], spacing[2]
-        ds.Rows, ds.Columns = shape[1], shape[0]
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-        ds.RescaleSlope, ds.RescaleIntercept = 1, 0
-        ds.PixelData = np.full((shape[1], shape[0]), 20 + k, np.int16).tobytes()
-        buffer = io.BytesIO()
-        ds.save_as(buffer, enforce_file_format=True)
-        out.append(buffer.getvalue())
-    return out
-
-
 def _png(width: int, height: int, shade: int) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.full((height, width), shade, np.uint8)).save(buffer, format="PNG")
@@ -124,7 +93,7 @@ def _ct_task(project: Project) -> dict[str, Any]:
     """A CT series with overlapping segmentations, measurements, landmarks, cuboids and classifications."""
     shape, spacing, origin = (16, 12, 3), (0.7, 0.8, 2.5), (-5.6, -4.8, -2.5)
     items = [f"dicom/case-a/{k:04d}.dcm" for k in range(shape[2])]
-    for item, data in zip(items, _ct_slices("case-a", shape, spacing, origin)):
+    for item, data in zip(items, ct_slices("case-a", shape, spacing, origin)):
         project.files[item] = data
     labels = np.zeros(shape, np.uint8)
     labels[2:9, 2:8, :] = 1
@@ -289,7 +258,7 @@ def _nifti_task(project: Project) -> dict[str, Any]:
 def _simple_task(project: Project, n: int, name: str, stage: str, state: str, **stages: Any) -> dict[str, Any]:
     """A task with one small CT series and one segmentation, in a given stage and state."""
     items = [f"dicom/{name}/{k:04d}.dcm" for k in range(2)]
-    for item, data in zip(items, _ct_slices(name, (6, 5, 2), (1.0, 1.0, 2.0), (0.0, 0.0, 0.0))):
+    for item, data in zip(items, ct_slices(name, (6, 5, 2), (1.0, 1.0, 2.0), (0.0, 0.0, 0.0))):
         project.files[item] = data
     labels = np.zeros((6, 5, 2), np.uint8)
     labels[1:4, 1:4, :] = 1

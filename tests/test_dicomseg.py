@@ -4,10 +4,6 @@ segimage2itkimage. Every segment is compared with its source instance mask in wo
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,23 +11,18 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
+from dicomcheck import (
+    assert_conformant,
+    check_dcmqi,
+    check_highdicom,
+    dciodvfy_errors,
+    image_grid,
+    sample,
+)
 
 import labelport
 
 hd = pytest.importorskip("highdicom", reason="highdicom is not installed (pip install labelport[dicom-seg])")
-
-_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
-
-
-def _tool(name: str) -> str:
-    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
-    if not found:
-        reason = f"{name} not installed (dicom3tools from Debian; segimage2itkimage from pip install dcmqi)"
-        if os.environ.get("LABELPORT_REQUIRE_TOOLS"):  # CI installs them: never skip there
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return found
-
 
 def _export(project: Path, out: Path, **options: Any) -> tuple[Path, dict[str, Any]]:
     report = labelport.export(project, out, ["dicom-seg"], options={"dicom-seg": options}, allow_outside_paths=True)
@@ -39,41 +30,12 @@ def _export(project: Path, out: Path, **options: Any) -> tuple[Path, dict[str, A
     return out, json.loads((out / "tasks.json").read_text())
 
 
-def _dciodvfy(path: Path) -> None:
-    """dciodvfy reports no error. dicom3tools cannot read the deflated transfer syntax, so a deflated file is
-    checked as the same dataset written uncompressed."""
-    if pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1.99":
-        plain = pydicom.dcmread(path)
-        plain.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
-        path = path.with_suffix(".inflated.dcm")
-        plain.save_as(path, enforce_file_format=True)
-    run = subprocess.run([_tool("dciodvfy"), str(path)], capture_output=True, text=True)
-    errors = [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")]
-    assert not errors, errors
-
-
-def _image_grid(files: list[str]) -> tuple[list[Any], np.ndarray]:
-    """The images sorted along their normal, and a (slices, rows, columns, 3) array of LPS pixel centres."""
-    heads = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
-    row_dir, col_dir = (np.array(heads[0].ImageOrientationPatient[:3], float),
-                        np.array(heads[0].ImageOrientationPatient[3:], float))
-    normal = np.cross(row_dir, col_dir)
-    heads.sort(key=lambda h: float(np.dot(normal, np.array(h.ImagePositionPatient, float))))
-    dr, dc = (float(v) for v in heads[0].PixelSpacing)
-    rows, cols = np.meshgrid(np.arange(heads[0].Rows), np.arange(heads[0].Columns), indexing="ij")
-    points = [np.array(h.ImagePositionPatient, float) + cols[..., None] * dc * row_dir + rows[..., None] * dr * col_dir
-              for h in heads]
-    return heads, np.stack(points)
-
-
-def _sample(mask: np.ndarray, ras_affine: np.ndarray, lps_points: np.ndarray) -> np.ndarray:
-    """The label-grid ``mask`` at the given LPS points (nearest voxel; outside is False)."""
-    ijk = np.linalg.solve(_LPS @ ras_affine, np.c_[lps_points.reshape(-1, 3), np.ones(lps_points[..., 0].size)].T)
-    index = np.rint(ijk[:3]).astype(int)
-    inside = np.all((index >= 0) & (index < np.array(mask.shape)[:, None]), axis=0)
-    out = np.zeros(index.shape[1], bool)
-    out[inside] = mask[tuple(index[:, inside])]
-    return out.reshape(lps_points.shape[:-1])
+def _dciodvfy(path: Path, images: list[str] | None = None) -> None:
+    """dciodvfy: no error the images do not have themselves (with ``images``, dcentvfy: nothing about our file)."""
+    if images:
+        assert_conformant(path, images)
+    else:
+        assert not dciodvfy_errors(path), dciodvfy_errors(path)
 
 
 def _instance_masks(project: Path, task_index: int = 0) -> tuple[dict[int, np.ndarray], np.ndarray, dict[str, Any]]:
@@ -88,53 +50,20 @@ def _instance_masks(project: Path, task_index: int = 0) -> tuple[dict[int, np.nd
     return masks, image.affine, task
 
 
-def _world_points(mask: np.ndarray, lps_affine: np.ndarray) -> set[tuple[float, ...]]:
-    ijk = np.argwhere(mask)
-    xyz = (lps_affine[:3, :3] @ ijk.T).T + lps_affine[:3, 3]
-    return {tuple(p) for p in np.round(xyz, 2)}
-
-
-def _check_highdicom(path: Path, heads: list[Any], grid: np.ndarray, expected: dict[int, np.ndarray]) -> Any:
-    """Every segment, read back by highdicom on the source images, equals the expected mask there."""
-    seg = hd.seg.segread(str(path))
-    uids = [h.SOPInstanceUID for h in heads]
-    numbers = sorted(expected)
-    pixels = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, segment_numbers=numbers,
-                                               combine_segments=False, skip_overlap_checks=True)
-    for channel, number in enumerate(numbers):
-        assert np.array_equal(pixels[..., channel].astype(bool), expected[number]), f"segment {number}"
-    return seg
-
-
-def _check_dcmqi(path: Path, out: Path, expected_points: dict[int, set[tuple[float, ...]]]) -> None:
-    """dcmqi's conversion to NIfTI, one file per segment: the labelled voxels sit at the expected world points."""
-    out.mkdir()
-    run = subprocess.run([_tool("segimage2itkimage"), "--inputDICOM", str(path), "--outputDirectory", str(out),
-                          "--outputType", "nifti"], capture_output=True, text=True)
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    for number, points in expected_points.items():
-        file = out / f"{number}.nii.gz"
-        if not points:
-            assert not file.exists() or not np.asanyarray(nib.load(str(file)).dataobj).any()
-            continue
-        image = nib.load(str(file))
-        assert _world_points(np.asanyarray(image.dataobj) > 0, _LPS @ image.affine) == points, f"segment {number}"
-
-
 def test_overlapping_thin_case(tmp_path: Path, make_case: Any) -> None:
     project = make_case(tmp_path / "case", "--overlap", "--thin", "--shape", "64", "56", "30")
     out, entries = _export(project, tmp_path / "out")
     masks, affine, task = _instance_masks(project)
     series = entries[0]["series"][0]
     path = out / series["segmentations"]
-    _dciodvfy(path)
     files = [str(project / item) for item in task["series"][0]["items"]]
-    heads, grid = _image_grid(files)
+    _dciodvfy(path, files)
+    heads, grid = image_grid(files)
     by_number = {series["segmentMap"][str(i)]["segmentNumber"]: m for i, m in masks.items()}
     assert sorted(by_number) == list(range(1, len(masks) + 1))
-    expected = {n: _sample(m, affine, grid) for n, m in by_number.items()}
+    expected = {n: sample(m, affine, grid) for n, m in by_number.items()}
     assert sum(int(m.sum()) for m in expected.values()) == sum(int(m.sum()) for m in masks.values())
-    seg = _check_highdicom(path, heads, grid, expected)
+    seg = check_highdicom(path, heads, grid, expected)
     both = [n for n, m in by_number.items() if (m & by_number[1]).any() and n != 1]
     assert both, "the make_case --overlap instances should overlap, and stay overlapping"
     assert seg.SegmentationType == "BINARY" and seg.Modality == "SEG"
@@ -146,26 +75,26 @@ def test_overlapping_thin_case(tmp_path: Path, make_case: Any) -> None:
         instance = next(i for i, e in series["segmentMap"].items() if e["segmentNumber"] == description.SegmentNumber)
         assert description.SegmentLabel == series["segmentMap"][instance]["category"]
         assert description.TrackingID == f"instance {instance}"
-    _check_dcmqi(path, tmp_path / "dcmqi", {n: _world_points(m, _LPS @ affine) for n, m in by_number.items()})
+    check_dcmqi(path, tmp_path / "dcmqi", by_number, affine)
 
 
 def test_per_class_labelmap_and_compression(tmp_path: Path, make_case: Any) -> None:
     project = make_case(tmp_path / "case", "--shape", "48", "40", "16")
     masks, affine, task = _instance_masks(project)
-    heads, grid = _image_grid([str(project / item) for item in task["series"][0]["items"]])
+    heads, grid = image_grid([str(project / item) for item in task["series"][0]["items"]])
     for options in ({"segments": "class"}, {"type": "labelmap"}, {"type": "labelmap", "compression": "jpegls"},
                     {"compression": "jpeg2000"}, {"compression": "none"}):
         out, entries = _export(project, tmp_path / "-".join(options.values()), **options)
         series = entries[0]["series"][0]
         path = out / series["segmentations"]
         if options.get("type") != "labelmap":  # dicom3tools in Debian predates the Label Map Segmentation IOD
-            _dciodvfy(path)
+            _dciodvfy(path, [str(project / item) for item in task["series"][0]["items"]])
         expected: dict[int, np.ndarray] = {}
         for key, entry in series["segmentMap"].items():
             ids = entry.get("instances", [int(key)])
             union = np.any([masks[i] for i in ids], axis=0)
-            expected[entry["segmentNumber"]] = _sample(union, affine, grid)
-        seg = _check_highdicom(path, heads, grid, expected)
+            expected[entry["segmentNumber"]] = sample(union, affine, grid)
+        seg = check_highdicom(path, heads, grid, expected)
         syntax = {"jpegls": "1.2.840.10008.1.2.4.80", "jpeg2000": "1.2.840.10008.1.2.4.90",
                   "none": "1.2.840.10008.1.2.1"}.get(options.get("compression", ""), "1.2.840.10008.1.2.1.99")
         assert seg.file_meta.TransferSyntaxUID == syntax
@@ -173,9 +102,9 @@ def test_per_class_labelmap_and_compression(tmp_path: Path, make_case: Any) -> N
             deflated = _export(project, tmp_path / "default")[0] / series["segmentations"]
             assert deflated.stat().st_size * 5 < path.stat().st_size
             assert np.array_equal(hd.seg.segread(str(deflated)).pixel_array, seg.pixel_array)
-            _check_dcmqi(path, tmp_path / "dcmqi-none", {k: _world_points(
-                np.any([masks[i] for i in e.get("instances", [int(key)])], axis=0), _LPS @ affine)
-                for key, e in series["segmentMap"].items() for k in [e["segmentNumber"]]})
+            check_dcmqi(path, tmp_path / "dcmqi-none", {
+                e["segmentNumber"]: np.any([masks[i] for i in e.get("instances", [int(key)])], axis=0)
+                for key, e in series["segmentMap"].items()}, affine)
         if options.get("type") == "labelmap":
             assert seg.SOPClassUID == "1.2.840.10008.5.1.4.1.1.66.7"
         if options.get("segments") == "class":
@@ -237,7 +166,7 @@ def test_dcmqi_ct3slice(realdata: Path, tmp_path: Path) -> None:
     import SimpleITK as sitk
 
     folder = realdata / "dcmqi_ct3slice"
-    heads, grid = _image_grid(sorted(str(p) for p in (folder / "CT").glob("*.dcm")))
+    heads, grid = image_grid(sorted(str(p) for p in (folder / "CT").glob("*.dcm")))
     cases = []
     liver_spine = sitk.ReadImage(str(folder / "liver_spine_seg.nrrd"))
     data = sitk.GetArrayFromImage(liver_spine).astype(np.uint8)
@@ -274,21 +203,20 @@ def test_dcmqi_ct3slice(realdata: Path, tmp_path: Path) -> None:
         out, entries = _export(project, tmp_path / name / "out")
         series = entries[0]["series"][0]
         path = out / series["segmentations"]
-        _dciodvfy(path)
+        _dciodvfy(path, sorted(str(p) for p in (realdata / "dcmqi_ct3slice" / "CT").glob("*.dcm")))
         image = nib.load(str(project / "segmentations" / "ct.nii.gz"))
         nifti_masks = {n: np.isin(np.asanyarray(image.dataobj), [n, *seg_map[str(n)]["overlappingGroups"]])
                        for n in masks}
         assert all(m.sum() == masks[n].sum() for n, m in nifti_masks.items())
         by_number = {series["segmentMap"][str(n)]["segmentNumber"]: m for n, m in nifti_masks.items()}
-        expected = {k: _sample(m, image.affine, grid) for k, m in by_number.items()}
+        expected = {k: sample(m, image.affine, grid) for k, m in by_number.items()}
         assert all(expected[series["segmentMap"][str(n)]["segmentNumber"]].sum() == masks[n].sum() for n in masks)
-        seg = _check_highdicom(path, heads, grid, expected)
+        seg = check_highdicom(path, heads, grid, expected)
         for description in seg.SegmentSequence:  # the taxonomy's codes, not the generic ones
             n = int(description.TrackingID.split()[-1])
             code = described[n]["SegmentedPropertyTypeCodeSequence"]
             assert description.SegmentedPropertyTypeCodeSequence[0].CodeValue == code["CodeValue"]
-        _check_dcmqi(path, tmp_path / name / "dcmqi",
-                     {k: _world_points(m, _LPS @ image.affine) for k, m in by_number.items()})
+        check_dcmqi(path, tmp_path / name / "dcmqi", by_number, image.affine)
 
 
 def test_without_highdicom(demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -337,9 +265,9 @@ def test_real_series(realdata: Path, tmp_path: Path, case: str) -> None:
     out, entries = _export(project, tmp_path / "out")
     series = entries[0]["series"][0]
     path = out / series["segmentations"]
-    _dciodvfy(path)
-    heads, grid = _image_grid(images)
-    expected = {series["segmentMap"][k]["segmentNumber"]: _sample(data == int(k), mask_image.affine, grid)
+    _dciodvfy(path, images)
+    heads, grid = image_grid(images)
+    expected = {series["segmentMap"][k]["segmentNumber"]: sample(data == int(k), mask_image.affine, grid)
                 for k in seg_map}
     assert all(m.any() for m in expected.values())
-    _check_highdicom(path, heads, grid, expected)
+    check_highdicom(path, heads, grid, expected)

@@ -163,7 +163,8 @@ WRITERS = ["nifti", "semantic-nifti", "png"]
 def _edit(rng: random.Random, src: Path, step: int) -> tuple[str, dict[str, Any]]:
     """One random edit of the source; returns its kind and the export options to use after it."""
     records = read_records(src)
-    kind = rng.choice(["rename", "remove", "add", "taxonomy", "label", "options", "filter", "nothing"])
+    kind = rng.choice(["rename", "remove", "add", "taxonomy", "label", "options", "filter", "image", "images",
+                       "nothing"])
     options: dict[str, Any] = {}
     if kind == "rename" and records:
         target = rng.choice(records)
@@ -193,6 +194,20 @@ def _edit(rng: random.Random, src: Path, step: int) -> tuple[str, dict[str, Any]
                                "png": {"mode": rng.choice(["color", "index"])}}}
     elif kind == "filter":
         options = {"stage": "END"}
+    elif kind == "image" and records:  # an image appears, changes in place, is replaced or disappears
+        image = src / rng.choice(records)["series"][0]["items"][0]
+        image.parent.mkdir(parents=True, exist_ok=True)
+        change = rng.choice(["write", "replace", "delete"])
+        if change == "delete":
+            image.unlink(missing_ok=True)
+        elif change == "replace":
+            (image.parent / "new").write_bytes(rng.randbytes(rng.choice([8, 16])))
+            (image.parent / "new").replace(image)
+        else:
+            with open(image, "wb") as f:  # the same file, new bytes
+                f.write(rng.randbytes(rng.choice([8, 16])))
+    elif kind == "images":
+        options = {"images": rng.choice(["reference", "copy", "link"])}
     write_records(src, records)
     return kind, options
 

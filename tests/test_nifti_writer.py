@@ -56,6 +56,9 @@ def test_make_case_overlap_round_trip(tmp_path: Path, make_case) -> None:
                 assert {k: v for k, v in seg_map[inst].items() if k != "mask"} == {
                     k: v for k, v in entry.items() if k != "mask"}
                 assert seg_map[inst]["mask"] == rel
+        elif key == "items":  # the same image files, named from the output folder
+            assert [(tmp_path / "x" / i).resolve() for i in out["series"][0][key]] == [
+                (case / i).resolve() for i in value]
         elif key != "segmentations":
             assert out["series"][0][key] == value, key
 

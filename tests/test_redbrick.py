@@ -255,12 +255,23 @@ def test_images_are_downloaded_when_a_writer_needs_them(tmp_path: Path, make_cas
         serve_export(emulator, project)
         labelport.export(_project(emulator, tmp_path), tmp_path / "nifti", ["nifti"])
         assert not _gets(emulator, "images/")
-        report = labelport.export(_project(emulator, tmp_path), tmp_path / "api", ["rtstruct", "images-nifti"])
+        # reference: the API's items (storage paths) are kept, the download cache is never named
+        source_items = [s["items"] for t in json.loads((project / "tasks.json").read_text()) for s in t["series"]]
+        assert [s["items"] for t in json.loads((tmp_path / "nifti" / "tasks.json").read_text())
+                for s in t["series"]] == source_items
+        report = labelport.export(_project(emulator, tmp_path), tmp_path / "api", ["rtstruct", "images-nifti"],
+                                  images="copy")
         assert report.ok, [str(f) for f in report.failures]
         assert len(_gets(emulator, "images/")) == 48
-    labelport.export(project, tmp_path / "local", ["rtstruct", "images-nifti"])
+        copied = labelport.export(_project(emulator, tmp_path), tmp_path / "api-copy", ["nifti"], images="copy")
+        assert copied.ok, [str(f) for f in copied.failures]  # a writer that reads no image: still downloaded
+    # the images copied next to the output: the same names and bytes from the API as from the export folder
+    labelport.export(project, tmp_path / "local", ["rtstruct", "images-nifti"], images="copy")
     for writer in ("rtstruct", "images-nifti"):
         _same_export(tmp_path / "local" / writer, tmp_path / "api" / writer)
+    labelport.export(project, tmp_path / "local-copy", ["nifti"], images="copy")
+    _same_export(tmp_path / "local-copy", tmp_path / "api-copy")
+    assert len(list((tmp_path / "api-copy" / "images").rglob("*.dcm"))) == 48
 
 
 def test_active_time(served: tuple[Emulator, Path, Project], tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,8 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-import SimpleITK as sitk
+from cases import overlapped
+from dicomcheck import check_rois
 
 import labelport
 
@@ -36,93 +36,24 @@ def _export(project: Path, out: Path, **options: Any) -> tuple[Path, dict[str, A
     return out, json.loads((out / "tasks.json").read_text())
 
 
-def dicom_checks(rt: Path, images: list[str]) -> None:
-    """dciodvfy: no errors; dcentvfy: nothing wrong with our file; pydicom strict reading."""
-    run = subprocess.run([TOOLS["dciodvfy"], str(rt)], capture_output=True, text=True)
-    errors = [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")]
-    assert not errors, errors
-    run = subprocess.run([TOOLS["dcentvfy"], str(rt), *images], capture_output=True, text=True)
-    ours = [line for line in (run.stdout + run.stderr).splitlines()
-            if line.startswith(("Error", "Warning")) and str(rt) in line]
-    # the one allowed difference: images whose own StudyID is too long for its VR (SH, 16), which we cut to fit
-    study_id = str(pydicom.dcmread(images[0], stop_before_pixels=True).get("StudyID", ""))
-    if len(study_id) > 16:
-        ours = [line for line in ours if "<StudyID>" not in line]
-    assert not ours, ours
-    with pydicom.config.strict_reading():
-        ds = pydicom.dcmread(rt)
-        for elem in ds.iterall():
-            _ = elem.value
-    assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.481.3" and ds.Modality == "RTSTRUCT"
-    for roi in ds.ROIContourSequence:
-        for contour in roi.get("ContourSequence", []):
-            raw = contour["ContourData"].value
-            assert len(contour.ContourData) == 3 * contour.NumberOfContourPoints >= 9
-            assert all(len(str(v)) <= 16 for v in raw)
-            assert len(contour.ContourImageSequence) == 1
-
-
-def plastimatch_masks(rt: Path, image_dir: Path, out: Path) -> dict[str, sitk.Image]:
-    """plastimatch's rasterisation of every ROI on the image grid (contours combined by XOR: even-odd)."""
-    run = subprocess.run([TOOLS["plastimatch"], "convert", "--xor-contours", "--input", str(rt), "--referenced-ct",
-                          str(image_dir), "--output-prefix", str(out)], capture_output=True, text=True)
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    return {p.stem: sitk.ReadImage(str(p)) for p in out.glob("*.mha")}
-
-
-def dice_in_world(mask: np.ndarray, ras_affine: np.ndarray, image: sitk.Image) -> tuple[float, float]:
-    """Dice and volume ratio of a label-grid mask against plastimatch's image, the mask resampled onto the
-    image through world coordinates (nearest neighbour; the grids coincide, so nothing is interpolated)."""
-    lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ ras_affine
-    spacing = np.linalg.norm(lps[:3, :3], axis=0)
-    source = sitk.GetImageFromArray(np.ascontiguousarray(mask.astype(np.uint8).T))
-    source.SetSpacing(spacing.tolist())
-    source.SetOrigin(lps[:3, 3].tolist())
-    source.SetDirection((lps[:3, :3] / spacing).flatten().tolist())
-    resampled = sitk.Resample(source, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
-    a, b = sitk.GetArrayFromImage(image) > 0, sitk.GetArrayFromImage(resampled) > 0
-    assert b.sum() == mask.sum(), "the source mask must fall entirely on the image grid"
-    return 2 * float((a & b).sum()) / float(a.sum() + b.sum()), float(a.sum()) / float(b.sum())
-
-
-def check_rois(project: Path, out: Path, entry: dict[str, Any], task: labelport.Task, tmp: Path) -> int:
-    """Every ROI rasterised by plastimatch against the source instance (or class) mask: Dice >= 0.999,
-    volume within 1 %. Returns the number of ROIs checked."""
-    checked = 0
-    for series, record in zip(task.series, entry["series"]):
-        if series.label_map is None:
-            continue
-        rt = out / record["segmentations"]
-        image_dir = Path(series.image_files[0]).parent
-        dicom_checks(rt, series.image_files)
-        masks = plastimatch_masks(rt, image_dir, tmp / f"pm-{series.index}")
-        views = labelport.views(series)
-        for name, roi in record["segmentMap"].items():
-            mask = np.zeros(views.array.shape, bool)
-            for n in roi["instances"]:
-                found = views.instance_mask(n)
-                if found is not None:
-                    mask[found[0]] |= found[1]
-            if not mask.any():
-                continue
-            dice, ratio = dice_in_world(mask, series.label_map.affine, masks[name])
-            assert dice >= 0.999 and abs(ratio - 1) <= 0.01, (name, dice, ratio)
-            checked += 1
-    return checked
-
-
 # -- synthetic: thin structures, a ring with a hole, overlaps, non-square pixels ------------------------------
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("roi", ["instance", "class"])
-def test_make_case_thin_and_overlap(tmp_path: Path, make_case: Any, roi: str) -> None:
+@pytest.mark.parametrize("roi,holes", [("instance", "separate"), ("class", "separate"), ("instance", "keyhole"),
+                                       ("class", "keyhole")])
+def test_make_case_thin_and_overlap(tmp_path: Path, make_case: Any, roi: str, holes: str) -> None:
     _need("dciodvfy", "dcentvfy", "plastimatch")
     project = make_case(tmp_path / "case", "--thin", "--overlap", "--shape", "64", "56", "24")
-    out, tasks = _export(project, tmp_path / "out", roi=roi)
+    out, tasks = _export(project, tmp_path / "out", roi=roi, holes=holes)
     task = next(iter(labelport.open_source(project, allow_outside_paths=True)))
-    checked = check_rois(project, out, tasks[0], task, tmp_path)
+    checked = check_rois(project, out, tasks[0], task, tmp_path, xor=True)
     assert checked == (7 if roi == "instance" else 4)
+    if holes == "keyhole":  # the same voxels for a reader that takes the union of contours
+        assert check_rois(project, out, tasks[0], task, tmp_path, xor=False) == checked
+    else:  # which that reader would not get from separate hole contours: the ring's hole is filled
+        with pytest.raises(AssertionError, match="Tumor 3" if roi == "instance" else "Tumor"):
+            check_rois(project, out, tasks[0], task, tmp_path, xor=False)
     names = list(tasks[0]["series"][0]["segmentMap"])
     if roi == "instance":  # categories repeat: names are made unique; ids are in the description
         assert names == ["Liver", "Kidney", "Kidney 2", "Tumor", "Tumor 2", "Vessel", "Tumor 3"]
@@ -173,15 +104,29 @@ def _project(root: Path, name: str, label_map: Path, images: list[str], seg_map:
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["STS_001/CT", "STS_001/MR_T1", "STS_002/CT"])
 def test_sts_sarcoma(realdata: Path, tmp_path: Path, case: str) -> None:
-    """MIRP's mask of the sarcoma -> our RT Struct -> plastimatch: the same voxels."""
+    """MIRP's mask of the sarcoma -> our RT Struct -> plastimatch: the same voxels, with either hole mode and
+    either way of combining contours; patient and study exactly the images' (a StudyID longer than SH allows
+    is kept, and said)."""
     _need("dciodvfy", "dcentvfy", "plastimatch")
     folder = realdata / "sts_sarcoma" / case
     images = sorted(str(p) for p in (folder / "dicom_image").iterdir())
     project = _project(tmp_path / "p", case.replace("/", "-"), folder / "mask.nii.gz", images,
                        {"1": {"id": "gtv", "category": "GTV"}})
-    out, tasks = _export(project, tmp_path / "out")
     task = next(iter(labelport.open_source(project, allow_outside_paths=True)))
-    assert check_rois(project, out, tasks[0], task, tmp_path) == 1
+    for holes in ("separate", "keyhole"):
+        report = labelport.export(project, tmp_path / holes, ["rtstruct"], options={"rtstruct": {"holes": holes}},
+                                  allow_outside_paths=True)
+        assert report.ok
+        tasks = json.loads((tmp_path / holes / "tasks.json").read_text())
+        for xor in (True, False) if holes == "keyhole" else (True,):
+            assert check_rois(project, tmp_path / holes, tasks[0], task, tmp_path / holes, xor=xor) == 1
+        head = pydicom.dcmread(images[0], stop_before_pixels=True)
+        ds = pydicom.dcmread(tmp_path / holes / tasks[0]["series"][0]["segmentations"])
+        for keyword in ("PatientName", "PatientID", "StudyInstanceUID", "StudyID", "PatientIdentityRemoved",
+                        "DeidentificationMethod", "DeidentificationMethodCodeSequence"):
+            assert ds[keyword] == head[keyword], keyword
+        long_id = [w for w in report.warnings if "StudyID" in w]
+        assert len(long_id) == 1 and f"'{head.StudyID}' is longer than its VR (SH) allows (16)" in long_id[0]
 
 
 @pytest.mark.slow
@@ -252,15 +197,29 @@ def test_mixed_series(realdata: Path, tmp_path: Path) -> None:
     _refused(project, tmp_path / "o", "belong to 2 different series")
 
 
-def test_single_2d_image(realdata: Path, tmp_path: Path) -> None:
-    image = realdata / "rtutils_tests" / "one_slice_data" / "0.dcm"
+@pytest.mark.parametrize("thickness", [3.0, 1.0])
+def test_a_single_image_with_overlapping_rois(realdata: Path, tmp_path: Path, thickness: float) -> None:
+    """One CT slice (dicompyler's breast case) with four overlapping ROIs, up to four deep, and one with a hole:
+    a one-slice RT Struct, read back by plastimatch both ways."""
+    _need("dciodvfy", "dcentvfy", "plastimatch")
+    image = realdata / "dicompyler_breast" / "ct.0.dcm"
     dicom = labelport.read_dicom_series([str(image)])
-    labels = np.zeros(dicom.shape, np.uint8)
-    labels[100:200, 100:200, 0] = 1
+    i, j = np.ogrid[:dicom.shape[0], :dicom.shape[1]]
+    disks = {n + 1: ((i - 200 - 30 * n) ** 2 + (j - 250) ** 2 < 60 ** 2)[..., None] for n in range(4)}
+    ring = (((i - 380) ** 2 + (j - 380) ** 2) < 50 ** 2) & (((i - 380) ** 2 + (j - 380) ** 2) >= 20 ** 2)
+    labels, groups = overlapped({**disks, 5: ring[..., None]})
+    assert labels.max() > 5 and max(len(g) for g in groups.values()) >= 4  # up to four deep
+    affine = dicom.ras_affine.copy()
+    affine[:3, 2] *= thickness  # the label map's own thickness (the image's is 3 mm)
     (tmp_path / "seg").mkdir()
-    nib.save(nib.Nifti1Image(labels, dicom.ras_affine), str(tmp_path / "seg" / "one.nii.gz"))
-    project = _project(tmp_path / "p", "one", tmp_path / "seg" / "one.nii.gz", [str(image)], {"1": {"category": "A"}})
-    _refused(project, tmp_path / "o", "single 2D image")
+    nib.save(nib.Nifti1Image(labels, affine), str(tmp_path / "seg" / "one.nii.gz"))
+    seg_map = {str(n): {"category": "Ring" if n == 5 else f"Disk {n}", "overlappingGroups": groups[n]}
+               for n in groups}
+    project = _project(tmp_path / "p", "one", tmp_path / "seg" / "one.nii.gz", [str(image)], seg_map)
+    for holes in ("separate", "keyhole"):
+        out, tasks = _export(project, tmp_path / holes, holes=holes)
+        task = next(iter(labelport.open_source(project, allow_outside_paths=True)))
+        assert check_rois(project, out, tasks[0], task, tmp_path / holes, xor=holes == "separate") == 5
 
 
 def test_grid_mismatch(realdata: Path, tmp_path: Path) -> None:

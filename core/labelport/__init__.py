@@ -39,7 +39,7 @@ from .sources import LocalExport, Source, TaskFilter, TaskRef, open_source
 from .writer import NoOptions, WriterSpec
 
 if TYPE_CHECKING:
-    from .contours import mask_outlines, rasterize
+    from .contours import keyhole_outlines, mask_outlines, rasterize
     from .dataset import Dataset
     from .dicomseries import Alignment, DicomImage, DicomSeries, align_to_series, describe_grid, read_dicom_series
     from .images import AlignedVolumes, load_aligned, read_image
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 # Public names whose modules import heavy libraries (nibabel, pydicom, scipy): loaded on first use, so that
 # `labelport --help` and an unchanged incremental export start fast.
 _LAZY = {
-    "mask_outlines": "contours", "rasterize": "contours", "Dataset": "dataset",
+    "keyhole_outlines": "contours", "mask_outlines": "contours", "rasterize": "contours", "Dataset": "dataset",
     "AlignedVolumes": "images", "load_aligned": "images", "read_image": "images",
     "Alignment": "dicomseries", "DicomImage": "dicomseries", "DicomSeries": "dicomseries",
     "align_to_series": "dicomseries", "describe_grid": "dicomseries", "read_dicom_series": "dicomseries",
@@ -109,6 +109,7 @@ __all__ = [
     "export",
     "hookimpl",
     "hookspec",
+    "keyhole_outlines",
     "load_aligned",
     "mask_outlines",
     "open_source",

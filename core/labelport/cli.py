@@ -20,6 +20,7 @@ from .export import ExportReport, export
 from .plugins import Registry
 from .sources import REDBRICK_PREFIX, TaskFilter, redbrick_project
 from .sources.audit import SEARCHES
+from .taskrun import quiet_library_logs
 
 __all__ = ["main"]
 
@@ -67,6 +68,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(message)s")
     logging.getLogger("nibabel.global").propagate = False  # nibabel prints its warnings itself: once is enough
+    quiet_library_logs()
 
 
 def _redbrick_options(command: Any) -> Any:
@@ -111,6 +113,8 @@ def _open_project(location: str, **kwargs: Any) -> Any:
 @_redbrick_options
 @click.option("--unknown-labels", type=click.Choice(["error", "warn"]), default="error", show_default=True,
               help="A voxel value missing from the segmentMap fails its task, or only warns.")
+@click.option("--images", type=click.Choice(["reference", "copy", "link"]), default="reference", show_default=True,
+              help="The written items point at SOURCE's image files, or at copies or hard links of them in OUT.")
 @click.option("-j", "--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes [default: one per core].")
 @click.option("--force", is_flag=True, help="Rewrite every task, even those unchanged since the last export.")
@@ -126,7 +130,7 @@ def export_command(
     ctx: click.Context, source: str, out: str, writers: tuple[str, ...], opts: tuple[str, ...],
     task_ids: tuple[str, ...], stage: str | None, only_ground_truth: bool, taxonomy: str | None,
     since: str | None, api_url: str | None, profile: str | None, ca_bundle: str | None, unknown_labels: str,
-    workers: int | None, force: bool, task_timeout: float | None, max_label_memory: str,
+    images: str, workers: int | None, force: bool, task_timeout: float | None, max_label_memory: str,
     allow_outside_paths: bool, quiet: bool,
 ) -> None:
     """Export SOURCE into OUT. SOURCE is a RedBrick export folder, or redbrick:ORG_ID/PROJECT_ID for a live
@@ -181,7 +185,7 @@ def export_command(
             bar = bar_
             report = export(
                 target, out, list(writers), options=options, **filters, taxonomy=taxonomy,
-                unknown_labels=unknown_labels,  # type: ignore[arg-type]
+                unknown_labels=unknown_labels, images=images,  # type: ignore[arg-type]
                 registry=registry, progress=None if quiet else progress,
                 workers=workers or os.cpu_count() or 1, force=force, task_timeout=task_timeout,
                 max_label_memory=memory,
@@ -218,7 +222,7 @@ def _size(text: str) -> int | None:
 
 
 def _summary(report: ExportReport, quiet: bool, debug: bool) -> None:
-    for warning in report.warnings:
+    for warning in report.warnings if not quiet or not report.ok else ():
         click.echo(f"warning: {warning}", err=True)
     for failure in report.failures:
         click.echo(f"failed: {failure}", err=True)

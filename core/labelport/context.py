@@ -37,6 +37,13 @@ class WriterContext:
         self.task_folder = task_folder
         self._stems = dict(series_stems)
         self.written: list[str] = []
+        #: problems that do not stop the writer, reported with the task (see :meth:`warn`)
+        self.warnings: list[str] = []
+
+    def warn(self, message: str) -> None:
+        """Report something the user should know that does not fail the task (once per message)."""
+        if message not in self.warnings:
+            self.warnings.append(message)
 
     # -- naming -------------------------------------------------------------------------------------------
     def task_dir(self, top: str = "segmentations") -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["mask_outlines", "rasterize"]
+__all__ = ["keyhole_outlines", "mask_outlines", "rasterize"]
 
 # segment kinds: direction of travel (dx, dy) with the inside on the right (y grows downwards)
 _RIGHT, _DOWN, _LEFT, _UP = (1, 0), (0, 1), (-1, 0), (0, -1)
@@ -85,13 +85,63 @@ def mask_outlines(mask: np.ndarray) -> list[np.ndarray]:
     return loops
 
 
-def rasterize(loops: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
-    """Fill outlines with the pixel-centre, even-odd rule (what planning systems do); ``shape`` is
-    (rows, columns). The inverse of :func:`mask_outlines`, for checks."""
+def _area(loop: np.ndarray) -> float:
+    """Signed area (shoelace): positive for outer boundaries as :func:`mask_outlines` runs them."""
+    x, y = loop[:, 0].astype(float), loop[:, 1].astype(float)
+    return float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y)) / 2
+
+
+def _owner(loop: np.ndarray, labels: np.ndarray) -> int:
+    """The 4-connected region a loop bounds: the pixel on the inside (right) of its first edge."""
+    (x0, y0), (x1, y1) = loop[0], loop[1]
+    dx, dy = int(np.sign(x1 - x0)), int(np.sign(y1 - y0))
+    rx, ry = -dy, dx  # right of the direction of travel, y down
+    col = int(np.floor(x0 + 0.5 * dx + 0.5 * rx))
+    row = int(np.floor(y0 + 0.5 * dy + 0.5 * ry))
+    return int(labels[row, col])
+
+
+def keyhole_outlines(mask: np.ndarray) -> list[np.ndarray]:
+    """Outlines of a 2D boolean mask with every hole joined to the boundary around it by a keyhole: one
+    closed outline per 4-connected region, which goes out along pixel edges to each hole, round it and back
+    the same way. The channel has no area and never passes a pixel centre, so readers that fill by the
+    even-odd rule and readers that fill by the non-zero winding rule or take the union of contours (and so
+    would fill separate hole contours) all give back exactly the mask."""
+    from scipy import ndimage
+
+    loops = mask_outlines(mask)
+    if all(_area(loop) > 0 for loop in loops):
+        return loops
+    labels, _ = ndimage.label(mask)  # 4-connectivity, as the outlines
+    outers = {_owner(loop, labels): loop for loop in loops if _area(loop) > 0}
+    holes: dict[int, list[np.ndarray]] = {}
+    for loop in loops:
+        if _area(loop) < 0:
+            holes.setdefault(_owner(loop, labels), []).append(loop)
+    out = []
+    for region, outer in outers.items():
+        path = [tuple(p) for p in outer]
+        for hole in holes.get(region, []):
+            h = tuple(hole[0])
+            at = min(range(len(path)), key=lambda n: abs(path[n][0] - h[0]) + abs(path[n][1] - h[1]))
+            o = path[at]
+            corner = (h[0], o[1])  # along grid lines only: the channel never crosses a pixel centre
+            ring = [tuple(p) for p in hole] + [h]
+            path[at + 1:at + 1] = [corner, *ring, corner, o]
+        out.append(np.asarray(path, dtype=np.int64))
+    return out
+
+
+def rasterize(loops: list[np.ndarray], shape: tuple[int, int], rule: str = "evenodd") -> np.ndarray:
+    """Fill outlines with the pixel-centre rule; ``shape`` is (rows, columns). ``rule="evenodd"`` (what most
+    planning systems do, and the inverse of :func:`mask_outlines`) or ``"union"`` (each outline filled on its
+    own, by the non-zero winding rule, and the results combined: what readers that union contours do). For
+    checks."""
     out = np.zeros(shape, dtype=bool)
     ys = np.arange(shape[0]) + 0.5
     xs = np.arange(shape[1]) + 0.5
     for loop in loops:
+        winding = np.zeros(shape, dtype=np.int64)
         x0, y0 = loop[:, 0].astype(float), loop[:, 1].astype(float)
         x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
         for k in range(len(loop)):
@@ -100,5 +150,11 @@ def rasterize(loops: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
             lo, hi = sorted((y0[k], y1[k]))
             rows = (ys > lo) & (ys < hi)
             x_cross = x0[k] + (ys[rows] - y0[k]) * (x1[k] - x0[k]) / (y1[k] - y0[k])
-            out[rows] ^= xs[None, :] < x_cross[:, None]
+            crossed = xs[None, :] < x_cross[:, None]
+            if rule == "evenodd":
+                out[rows] ^= crossed
+            else:
+                winding[rows] += np.where(crossed, 1 if y1[k] > y0[k] else -1, 0)
+        if rule != "evenodd":
+            out |= winding != 0
     return out

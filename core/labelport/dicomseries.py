@@ -204,7 +204,12 @@ def align_to_series(shape: Sequence[int], ras_affine: np.ndarray, series: DicomS
     any axis order and direction; ``tolerance`` is in voxels. Raises :class:`SourceError` naming both grids."""
     offsets = np.diff([np.dot(series.normal, im.position) for im in series.images])
     uneven = len(series.images) > 1 and np.std(offsets) > tolerance * abs(series.slice_step)
-    found = None if uneven else align_grids(shape, ras_affine, series.shape, series.ras_affine, tolerance)
+    target = series.ras_affine
+    if len(series.images) == 1:  # one image: the plane and position are its own, the thickness the label map's
+        normal = target[:3, 2] / np.linalg.norm(target[:3, 2])
+        target = target.copy()
+        target[:3, 2] = normal * max(abs(float(np.dot(ras_affine[:3, a], normal))) for a in range(3))
+    found = None if uneven else align_grids(shape, ras_affine, series.shape, target, tolerance)
     if found is None:
         problem = "the images are not evenly spaced" if uneven else "the grids differ in size, spacing, " \
             "orientation or position"

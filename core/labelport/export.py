@@ -7,7 +7,8 @@ output removed; the other tasks are still exported.
 
 Exports are incremental and always equal to a clean export: a task is written again when anything its output
 depends on changed (its record, the size and time of its files, the taxonomy, its folder name, the writer and
-its options and version, ``unknown_labels``, labelport's version); the outputs of tasks that left the source
+its options and version, ``unknown_labels``, ``images`` and, for ``images="reference"``, where the output
+folder is; labelport's version); the outputs of tasks that left the source
 are removed; an interrupted export resumes (see :mod:`labelport.manifest`). ``force=True`` rewrites
 everything. Task folders are named from the whole source in source order, so a filter never changes them.
 tasks.json always lists exactly the tasks whose files are on disk: a filtered export refreshes the tasks it
@@ -31,12 +32,13 @@ from typing import Any, Literal
 
 from ._version import __version__
 from .errors import LabelportError, OptionError, PluginError
+from .imageitems import IMAGES_MODES, ImagesMode
 from .manifest import Manifest, existing_files, fingerprint, input_digest
 from .outdir import OutputLock, check_output, clear_scratch
 from .paths import UniqueNames, safe_name
 from .plugins import Registry, WriterInfo
 from .sources import LocalExport, Source, TaskFilter, TaskRef, open_source
-from .taskrun import Failure, Interrupted, Outcome, failure, run_task, worker_init, worker_run
+from .taskrun import Failure, Interrupted, Outcome, Settings, failure, run_task, worker_init, worker_run
 from .tasksjson import TasksJsonWriter
 
 __all__ = ["ExportReport", "Failure", "export"]
@@ -112,7 +114,7 @@ def _names(value: Any, what: str) -> list[str]:
 
 
 def _check_arguments(source: Any, out: Any, options: Any, stage: Any, only_ground_truth: Any, taxonomy: Any,
-                     unknown_labels: Any, registry: Any, progress: Any, workers: Any, force: Any,
+                     unknown_labels: Any, images: Any, registry: Any, progress: Any, workers: Any, force: Any,
                      task_timeout: Any) -> None:
     """One clear message for each misuse of :func:`export` (its signature says what each argument takes)."""
     path_like = (str, os.PathLike)
@@ -127,6 +129,8 @@ def _check_arguments(source: Any, out: Any, options: Any, stage: Any, only_groun
         (taxonomy is None or isinstance(taxonomy, path_like), "taxonomy must be a file path or None"),
         (unknown_labels in ("error", "warn") and isinstance(unknown_labels, str),
          f"unknown_labels must be 'error' or 'warn', not {unknown_labels!r}"),
+        (images in IMAGES_MODES and isinstance(images, str),
+         f"images must be one of {', '.join(map(repr, IMAGES_MODES))}, not {images!r}"),
         (registry is None or isinstance(registry, Registry), "registry must be a labelport Registry or None"),
         (progress is None or callable(progress), "progress must be a function or None"),
         (isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1,
@@ -213,8 +217,8 @@ class _Runner:
     most two tasks per worker in flight so that memory is bounded by the workers, not by the project."""
 
     def __init__(self, workers: int, timeout: float | None, src: Source, chosen: Chosen, roots: dict[str, str],
-                 unknown_labels: UnknownLabels) -> None:
-        self.src, self.chosen, self.roots, self.unknown_labels = src, chosen, roots, unknown_labels
+                 settings: Settings) -> None:
+        self.src, self.chosen, self.roots, self.settings = src, chosen, roots, settings
         self.done: dict[int, Outcome] = {}
         self.refs: dict[int, TaskRef] = {}
         self.pool: Any = None
@@ -230,7 +234,7 @@ class _Runner:
             names = [info.name for info, _ in self.chosen]
             options = {info.name: opts for info, opts in self.chosen}
             self.pool = WorkerPool(self.workers, worker_init, (self.src, names, options, self.roots,
-                                                               self.unknown_labels),
+                                                               self.settings),
                                    worker_run, timeout=self.timeout, respawn="spawn" if self.src.uses_threads else None)
         return self.pool
 
@@ -242,7 +246,7 @@ class _Runner:
     def submit(self, seq: int, ref: TaskRef, folder: str, names: list[str]) -> None:
         if not self.parallel:
             chosen = [(info, opts) for info, opts in self.chosen if info.name in names]
-            self.done[seq] = run_task(self.src, ref, folder, chosen, self.roots, self.unknown_labels)
+            self.done[seq] = run_task(self.src, ref, folder, chosen, self.roots, self.settings)
             return
         while self._pool().busy >= self.limit:
             self.collect(block=True)
@@ -300,6 +304,7 @@ def export(
     only_ground_truth: bool = False,
     taxonomy: str | os.PathLike[str] | None = None,
     unknown_labels: UnknownLabels = "error",
+    images: ImagesMode = "reference",
     registry: Registry | None = None,
     progress: Progress | None = None,
     workers: int = 1,
@@ -313,16 +318,19 @@ def export(
     With one writer ``out`` is its root (``out/tasks.json``, ``out/segmentations/...``); with several each
     gets ``out/<writer>/``. ``options`` maps a writer name to its options (strings are converted by type).
     ``unknown_labels="warn"`` exports label maps holding values missing from the segmentMap instead of
-    failing those tasks. ``workers`` > 1 runs tasks on that many processes; ``task_timeout`` (seconds) stops a
-    task that runs longer (it then runs on a worker process even with one worker). ``max_label_memory`` bounds
-    the bytes of one task's label maps (a larger map fails its task before anything is allocated; None: no
-    bound). Paths in an export folder's tasks.json must stay inside it unless ``allow_outside_paths``. Only
-    tasks whose inputs or options changed since the last export into ``out`` are written, unless ``force``.
+    failing those tasks. ``images`` says where the written ``items`` point: at the source's image files
+    (``"reference"``), or at copies (``"copy"``) or hard links (``"link"``) of them in each writer's folder
+    (see :mod:`labelport.imageitems`). ``workers`` > 1 runs tasks on that many processes; ``task_timeout``
+    (seconds) stops a task that runs longer (it then runs on a worker process even with one worker).
+    ``max_label_memory`` bounds the bytes of one task's label maps (a larger map fails its task before anything
+    is allocated; None: no bound). Paths in an export folder's tasks.json must stay inside it unless
+    ``allow_outside_paths``. Only tasks whose inputs or options changed since the last export into ``out`` are
+    written, unless ``force``.
     Returns an :class:`ExportReport`; problems with single tasks never raise.
     """
     started = time.perf_counter()
-    _check_arguments(source, out, options, stage, only_ground_truth, taxonomy, unknown_labels, registry, progress,
-                     workers, force, task_timeout)
+    _check_arguments(source, out, options, stage, only_ground_truth, taxonomy, unknown_labels, images, registry,
+                     progress, workers, force, task_timeout)
     if not (max_label_memory is None or (isinstance(max_label_memory, int) and not isinstance(max_label_memory, bool)
                                          and max_label_memory > 0)):
         raise OptionError(f"max_label_memory must be a number of bytes above 0 or None, not {max_label_memory!r}")
@@ -334,7 +342,7 @@ def export(
     if isinstance(source, Source) and (task_filter != TaskFilter() or taxonomy is not None or allow_outside_paths):
         raise OptionError("give task filters, the taxonomy and allow_outside_paths to the Source itself")
     src = open_source(source, task_filter=task_filter, taxonomy=taxonomy, allow_outside_paths=allow_outside_paths)
-    src.images_needed = any(info.spec.needs_images for info, _ in chosen)
+    src.images_needed = images != "reference" or any(info.spec.needs_images for info, _ in chosen)
     src.label_memory = max_label_memory
     out = os.fspath(out)
     check_output(out, str(src.root) if isinstance(src, LocalExport) else None)
@@ -355,7 +363,8 @@ def export(
             clear_scratch(root)
             manifests[name] = Manifest(root, existing=existing_files(root))
         try:
-            _run(src, chosen, roots, manifests, report, unknown_labels, progress, workers, task_timeout, force)
+            _run(src, chosen, roots, manifests, report, Settings(unknown_labels, images), progress, workers,
+                 task_timeout, force)
         finally:  # what a worker killed mid-file left behind (the workers are gone by now)
             for root in roots.values():
                 clear_scratch(root)
@@ -365,7 +374,7 @@ def export(
 
 
 def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str, Manifest], report: ExportReport,
-         unknown_labels: UnknownLabels, progress: Progress | None, workers: int, timeout: float | None,
+         settings: Settings, progress: Progress | None, workers: int, timeout: float | None,
          force: bool) -> None:
     names = list(roots)
     taxonomy = _digest(src.taxonomy)
@@ -378,7 +387,9 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
     seen: dict[str, int] = {}
     order: list[str] = []  # the tasks of this run, in source order
     total = src.count()
-    runner = _Runner(workers, timeout, src, chosen, roots, unknown_labels)
+    runner = _Runner(workers, timeout, src, chosen, roots, settings)
+    # reference mode: items are paths from each writer root to the source, so where the roots are counts
+    where = {n: os.path.abspath(r) if settings.images == "reference" else "" for n, r in roots.items()}
     if src.uses_threads:
         runner.start()  # fork and running threads do not mix
     pending: dict[int, _Slot] = {}
@@ -401,8 +412,10 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
                 _key(seen, ref.task_id, ref.index), ref.name, ref.task_id or f"record-{ref.index + 1}")
             try:
                 folder = folders.take(key, name, fallback)
-                inputs = input_digest(ref.record, src.input_files(ref), __version__)
-                fps = {info.name: fingerprint(inputs, info.name, opts, folder, taxonomy, unknown_labels,
+                labels, images = src.input_files(ref)
+                inputs = input_digest(ref.record, labels + images, __version__,
+                                      steady=set(images) if settings.images == "link" else ())
+                fps = {info.name: fingerprint(inputs, info.name, opts, folder, taxonomy, settings, where[info.name],
                                               versions[info.name]) for info, opts in chosen}
             except Exception as exc:  # a record too malformed to even look at: this task fails, by name
                 runner.done[seq] = Outcome(failures=[failure(exc, ref.label, ref.task_id, None)])

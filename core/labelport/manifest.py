@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from .outdir import FOLDER, scratch_file
@@ -25,16 +25,18 @@ __all__ = ["Manifest", "existing_files", "fingerprint", "input_digest"]
 
 
 
-def input_digest(record: Any, files: Iterable[str], version: str) -> str:
+def input_digest(record: Any, files: Iterable[str], version: str, steady: Collection[str] = ()) -> str:
     """A digest of a task's inputs: its record and, for each of its files, the size, the modification time,
     the inode and the change time (which no tool can set back, so a file replaced by another of the same size
-    and modification time, as ``cp -p`` or a restore makes it, still counts as changed)."""
+    and modification time, as ``cp -p`` or a restore makes it, still counts as changed). The ``steady`` files
+    are judged without their change time: every hard link made to a file changes it."""
     digest = hashlib.blake2b(digest_size=16)
     digest.update(json.dumps([record, version], sort_keys=True, default=str, allow_nan=True).encode())
     for path in files:
         try:
             stat = os.stat(path)
-            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ino}\0{stat.st_ctime_ns}\n".encode())
+            changed = 0 if path in steady else stat.st_ctime_ns
+            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ino}\0{changed}\n".encode())
         except OSError:
             digest.update(f"{path}\0missing\n".encode())
     return digest.hexdigest()

@@ -41,14 +41,6 @@ VECTOR_ANNOTATION_KEYS = (
     "boundingBoxes", "cuboids", "polygons", "polylines", "ellipses", "heatMaps", "transforms", "centerline",
 )
 
-# Distinct, colour-blind-friendlier colours for derived taxonomies; golden-ratio hues after these run out.
-_PALETTE = (
-    "#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45",
-    "#fabed4", "#469990", "#dcbeff", "#9a6324", "#fffac8", "#800000", "#aaffc3", "#808000", "#ffd8b1",
-    "#000075", "#a9a9a9",
-)
-
-
 def parse_color(value: Any) -> RGB:
     """``"#RRGGBB"``, ``"#RGB"`` or an ``[r, g, b]`` list -> (r, g, b)."""
     if isinstance(value, str):
@@ -67,12 +59,16 @@ def parse_color(value: Any) -> RGB:
     raise ValueError(f"not a colour: {value!r}")
 
 
-def default_color(class_id: int) -> RGB:
-    """The deterministic colour of a class id in a derived taxonomy."""
-    if 0 <= class_id < len(_PALETTE):
-        return parse_color(_PALETTE[class_id])
-    hue = (class_id * 0.618033988749895) % 1.0
-    r, g, b = colorsys.hsv_to_rgb(hue, 0.65, 0.95)
+def default_color(name: str) -> RGB:
+    """The colour of a category that the taxonomy gives none (or a derived taxonomy): a function of the name
+    alone, so that it does not change with the rest of the project."""
+    import hashlib
+
+    digest = hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest()
+    hue = int.from_bytes(digest[:4], "big") / 2**32
+    saturation = 0.55 + 0.35 * digest[4] / 255
+    value = 0.75 + 0.2 * digest[5] / 255
+    r, g, b = colorsys.hsv_to_rgb(hue, saturation, value)
     return (round(r * 255), round(g * 255), round(b * 255))
 
 
@@ -91,6 +87,9 @@ class Category:
     color: RGB
     attributes: tuple[Mapping[str, Any], ...] = ()
     codes: tuple[Code, Code] | None = None
+    #: the RT ROI Interpreted Type of the class (``GTV``, ``ORGAN``, ...), from the objectType's
+    #: ``rtRoiInterpretedType``; None when the taxonomy does not say
+    roi_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -110,12 +109,12 @@ class Taxonomy:
         if found is not None:
             return self, found
         class_id = max((c.class_id for c in self.categories), default=-1) + 1
-        cat = Category(name, class_id, default_color(class_id))
+        cat = Category(name, class_id, default_color(name))
         return Taxonomy(self.name, (*self.categories, cat), self.derived), cat
 
     @classmethod
     def derive(cls, names: Iterable[str], name: str = "derived") -> Taxonomy:
-        """Class ids in order of first appearance, colours from a fixed palette."""
+        """Class ids in the order given, colours from the names."""
         taxonomy = cls(name, (), derived=True)
         for category in names:
             taxonomy, _ = taxonomy.with_category(category)
@@ -249,6 +248,8 @@ class Series:
     segments: dict[int, Segment] = field(default_factory=dict)
     #: image files of the series found on disk (from ``items``), in the record's order
     image_files: list[str] = field(default_factory=list)
+    #: each item of ``items`` found on disk, and the file it was found at
+    item_files: dict[str, str] = field(default_factory=dict)
     #: for a writer's copy (:meth:`Task.copy`), the series it was copied from: shared derived views are built
     #: from it, so that what one writer changes in its copy never reaches another writer
     origin: Series | None = field(default=None, repr=False, compare=False)
@@ -362,7 +363,7 @@ class Task:
                                                record=seg_map.get(str(n), copy.deepcopy(dict(seg.record))))
                         for n, seg in s.segments.items()}
             series.append(dataclasses.replace(s, record=srec, segments=segments, image_files=list(s.image_files),
-                                              origin=s.origin or s))
+                                              item_files=dict(s.item_files), origin=s.origin or s))
         return dataclasses.replace(self, record=record, series=series)
 
     def check(self, unknown_labels: bool = True) -> None:

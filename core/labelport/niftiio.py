@@ -3,9 +3,11 @@ gzip through ISA-L (several times faster than zlib at a smaller size)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import struct
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 import isal.igzip
@@ -23,13 +25,18 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 4 << 20  # read in pieces: one allocation of the final size, no growing buffer
 
 
-def _open(path: str) -> io.BufferedIOBase:
-    raw = open(path, "rb")  # noqa: SIM115 (closed by the caller, or through the gzip reader)
-    if raw.read(2) == _GZIP_MAGIC:
+@contextlib.contextmanager
+def _open(path: str) -> Iterator[io.BufferedIOBase]:
+    """The file's bytes, inflated when it is gzipped; the file is closed on leaving (a gzip reader given a file
+    object does not close it)."""
+    with open(path, "rb") as raw:
+        if raw.read(2) != _GZIP_MAGIC:
+            raw.seek(0)
+            yield raw
+            return
         raw.seek(0)
-        return isal.igzip.IGzipFile(fileobj=raw, mode="rb")  # type: ignore[no-any-return,return-value]
-    raw.seek(0)
-    return raw
+        with isal.igzip.IGzipFile(fileobj=raw, mode="rb") as stream:
+            yield stream  # type: ignore[misc]
 
 
 def _header_class(buf: bytes, path: str) -> type[nib.Nifti1Header]:

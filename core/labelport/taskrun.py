@@ -12,22 +12,34 @@ import os
 import signal
 import threading
 import traceback
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .context import WriterContext
 from .errors import LabelportError, PluginError
+from .imageitems import ImagesMode, place_images
 from .model import Task
 from .paths import UniqueNames
 from .plugins import WriterInfo
 from .sources import Source, TaskRef
 from .tasksjson import encode_entry
 
-__all__ = ["Failure", "Outcome", "run_task"]
+__all__ = ["Failure", "Outcome", "Settings", "run_task"]
 
 UnknownLabels = Literal["error", "warn"]
 Chosen = list[tuple[WriterInfo, Any]]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every task of one export runs with, besides its writers and their options."""
+
+    #: label values missing from the segmentMap fail the task ("error") or are kept with a warning ("warn")
+    unknown_labels: UnknownLabels = "error"
+    #: where the output's ``items`` point (see :mod:`labelport.imageitems`)
+    images: ImagesMode = "reference"
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,14 @@ class Interrupted:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+def quiet_library_logs() -> None:
+    """pydicom logs each warning it also raises: the warning reaches the report (once, named), the log line
+    would only repeat it."""
+    import logging
+
+    logging.getLogger("pydicom").setLevel(logging.ERROR)
+
+
 def series_stems(task: Task) -> dict[int, str]:
     names = UniqueNames()
     return {s.index: names.take(s.name, chr(ord("A") + s.index) if s.index < 26 else f"S{s.index + 1}")
@@ -95,7 +115,7 @@ def _own(exc: BaseException) -> bool:
 
 
 def run_task(src: Source, ref: TaskRef, folder: str, chosen: Chosen, roots: Mapping[str, str],
-             unknown_labels: UnknownLabels) -> Outcome:
+             settings: Settings) -> Outcome:
     """Open one task, check it and run the given writers on it (in this process)."""
     outcome = Outcome()
     try:
@@ -106,9 +126,9 @@ def run_task(src: Source, ref: TaskRef, folder: str, chosen: Chosen, roots: Mapp
         outcome.failures.append(failure(exc, ref.label, ref.task_id, None))
         return outcome
     try:
-        task.check(unknown_labels=unknown_labels == "error")
+        task.check(unknown_labels=settings.unknown_labels == "error")
         for s in task.series:
-            if unknown_labels == "warn" and (unknown := s.unknown_values()):
+            if settings.unknown_labels == "warn" and (unknown := s.unknown_values()):
                 outcome.warnings.append(f"task {task.label!r}, series {s.name!r}: label values "
                                         f"{unknown} are not in the segmentMap (kept as stored)")
     except BaseException as exc:
@@ -122,9 +142,15 @@ def run_task(src: Source, ref: TaskRef, folder: str, chosen: Chosen, roots: Mapp
         for info, opts in chosen:
             ctx = WriterContext(roots[info.name], folder, stems, opts, writer=info.name)
             try:
-                entry = info.spec.write(task.copy(), ctx)
+                with warnings.catch_warnings(record=True) as caught:  # library warnings: once each, named
+                    warnings.simplefilter("always")
+                    entry = info.spec.write(task.copy(), ctx)
+                for found in caught:
+                    ctx.warn(str(found.message))
                 if not isinstance(entry, dict) or entry.get("taskId") != task.task_id:
                     raise PluginError(f"writer {info.name!r} returned no tasks.json entry for this task")
+                place_images(task, entry, ctx, settings.images, src.local_images)
+                outcome.warnings += [f"task {task.label!r}, {info.name}: {message}" for message in ctx.warnings]
                 try:
                     text = encode_entry(entry)  # here, on the worker: the parent only writes text
                 except (TypeError, ValueError, RecursionError) as exc:
@@ -147,20 +173,20 @@ _WORKER: dict[str, Any] = {}
 
 
 def worker_init(src: Source, names: list[str], options: dict[str, Any], roots: dict[str, str],
-                unknown_labels: UnknownLabels) -> None:
+                settings: Settings) -> None:
     import pickle
-    import warnings
 
     from .plugins import Registry
 
     src = pickle.loads(pickle.dumps(src))  # a forked worker must not share the parent's connections
+    quiet_library_logs()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the parent process already reported broken plugins
         registry = Registry()
     _WORKER.update(src=src, chosen=[(registry.writer(n), options[n]) for n in names], roots=roots,
-                   unknown_labels=unknown_labels, pid=os.getpid())
+                   settings=settings, pid=os.getpid())
 
 
 def worker_run(ref: TaskRef, folder: str, names: list[str]) -> Outcome:
     chosen = [(info, opts) for info, opts in _WORKER["chosen"] if info.name in names]
-    return run_task(_WORKER["src"], ref, folder, chosen, _WORKER["roots"], _WORKER["unknown_labels"])
+    return run_task(_WORKER["src"], ref, folder, chosen, _WORKER["roots"], _WORKER["settings"])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -111,10 +113,69 @@ def aligned_mask(views: labelport.LabelViews, instance_ids: list[int], align: la
 _MAX_LENGTH = {"AE": 16, "AS": 4, "CS": 16, "DA": 8, "DS": 16, "IS": 12, "LO": 64, "LT": 10240, "PN": 64, "SH": 16,
                "ST": 1024, "TM": 16, "UI": 64}
 
+#: the Patient and General Study attributes a derived object shares with its images (one patient, one study)
+PATIENT_STUDY = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyDate",
+                 "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber")
+#: copied too, when the images have them
+PATIENT_STUDY_OPTIONAL = (
+    "IssuerOfPatientID", "OtherPatientIDs", "EthnicGroup", "PatientComments", "PatientIdentityRemoved",
+    "DeidentificationMethod", "DeidentificationMethodCodeSequence", "StudyDescription", "PhysiciansOfRecord",
+    "NameOfPhysiciansReadingStudy", "AdmittingDiagnosesDescription", "PatientAge", "PatientSize", "PatientWeight",
+    "Occupation", "AdditionalPatientHistory", "QualityControlSubject", "PatientSpeciesDescription",
+    "ResponsiblePerson", "ResponsibleOrganization")
+UNRECORDED_METHOD = "Source images de-identified; method not recorded in them"
+
+
+def copy_identity(target: Any, head: Any, series: str, ctx: labelport.WriterContext) -> None:
+    """Copy the patient and study attributes of the images ``head`` into ``target``, byte for byte: a PACS
+    matches a study by them, so a value that breaks its VR (a 17-character StudyID) is kept, and said in a
+    warning. When the images say PatientIdentityRemoved=YES but not how, the method is said to be unrecorded
+    (DeidentificationMethod is required then)."""
+    from pydicom.datadict import dictionary_VR
+
+    with warnings.catch_warnings():  # pydicom's own note on a long value is replaced by the one below
+        warnings.filterwarnings("ignore", message="The value length .* exceeds the maximum length",
+                                category=UserWarning)
+        for keyword in (*PATIENT_STUDY, *(k for k in PATIENT_STUDY_OPTIONAL if k in head)):
+            element = head.data_element(keyword) if keyword in head else None
+            if element is None:
+                setattr(target, keyword, "")
+                continue
+            target.add(copy.deepcopy(element))
+            limit = _MAX_LENGTH.get(dictionary_VR(keyword))
+            values = element.value if element.VM > 1 else [element.value]
+            if limit and any(len(str(v)) > limit for v in values):
+                ctx.warn(f"series {series!r}: the images' {keyword} {str(element.value)!r} is longer than its VR "
+                         f"({element.VR}) allows ({limit}); kept as is, so that the file stays in the images' study")
+    if str(head.get("PatientIdentityRemoved", "")).upper() == "YES" and not (
+            head.get("DeidentificationMethod") or head.get("DeidentificationMethodCodeSequence")):
+        target.DeidentificationMethod = UNRECORDED_METHOD
+
+
+def content_uid(*parts: Any) -> str:
+    """A UID that is a function of the content: the same content gives the same UID (and the same bytes),
+    any change gives a new one, as a PACS needs to see a corrected object as new."""
+    from pydicom.uid import generate_uid
+
+    return str(generate_uid(UID_ROOT, entropy_srcs=[repr(p) for p in parts]))
+
+
+def fit_words(parts: list[str], limit: int, joiner: str = "; ") -> str:
+    """``parts`` joined, at most ``limit`` characters, never cut inside a word: parts that do not fit are
+    left out and counted (``... 3 more``)."""
+    text = joiner.join(parts)
+    if len(text) <= limit:
+        return text
+    for keep in range(len(parts) - 1, -1, -1):
+        text = joiner.join(parts[:keep]) + (joiner if keep else "") + f"... {len(parts) - keep} more"
+        if len(text) <= limit:
+            return text
+    return f"{len(parts)} parts"[:limit]
+
 
 def fitted(keyword: str, value: Any) -> Any:
-    """An attribute value copied from the images, cut to the length its VR allows: real series carry longer
-    values (a 17-character StudyID), and a verbatim copy would make our file invalid."""
+    """A value labelport writes itself, cut to the length its VR allows (never used for values copied from
+    the images)."""
     from pydicom.datadict import dictionary_VR
 
     limit = _MAX_LENGTH.get(dictionary_VR(keyword))
@@ -140,13 +201,11 @@ def on_images(task: labelport.Task, entry: dict[str, Any], images: str | None, w
               ) -> Iterator[tuple[labelport.Series, labelport.LabelMap, dict[str, Any], labelport.DicomSeries,
                               labelport.Alignment]]:
     """(series, label map, record, its DICOM series, the alignment of the two) for every labelled series; a
-    series without images, with a single 2D image or whose grid does not match is refused, naming it. ``what``
-    names the output in that message."""
+    series without images or whose grid does not match is refused, naming it (a single image is a one-slice
+    volume). ``what`` names the output in messages."""
     for series, label_map, record in labelled(task, entry):
         try:
             dicom = labelport.read_dicom_series(image_files(task, series, images, writer))
-            if len(dicom.images) < 2:
-                raise labelport.WriterError(f"the series is a single 2D image; {what} needs a volume")
             align = labelport.align_to_series(label_map.array.shape, label_map.affine, dicom)
         except labelport.LabelportError as exc:
             raise exc.located(series=series.name) from None

@@ -2,7 +2,8 @@
 
 One segment per instance (``segments=instance``, the default) or per class (``segments=class``), labelled with
 the category, coloured from the taxonomy and coded with the taxonomy's ``segmentedPropertyCategory`` and
-``segmentedPropertyType`` when it has them (otherwise SNOMED CT "Tissue"). ``type=binary`` (the default) keeps
+``segmentedPropertyType`` when it has them (otherwise by the category's own name, in labelport's local coding
+scheme ``99LABELPORT``, rather than a concept that may be wrong). ``type=binary`` (the default) keeps
 overlapping instances overlapping: each segment holds all of its voxels, overlap groups included. Only frames
 that hold a segment are stored. ``type=labelmap`` writes the Label Map Segmentation class (one frame per
 slice, one value per voxel), for series without overlaps. ``compression`` picks a lossless transfer syntax:
@@ -12,8 +13,10 @@ Endian, for readers without inflate, such as dicom3tools), ``jpeg2000`` (binary 
 ``rle`` (labelmap only).
 
 The SEG references the DICOM series of the label map, found and matched by world geometry exactly as for
-``rtstruct`` (images from the export, or the ``images`` option). UIDs and dates derive from the task, so the
-same input gives the same file. A series whose label map holds no labelled voxel gets no file.
+``rtstruct`` (images from the export, or the ``images`` option; a single image works too). Patient and study
+attributes are the images' own, byte for byte. Dates derive from the task and UIDs from the content, so the
+same input gives the same file and any change new UIDs. A series whose label map holds no labelled voxel gets
+no file.
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ from ._common import (
     aligned_mask,
     class_entries,
     classes,
+    content_uid,
+    copy_identity,
     dicom_date_time,
-    fitted,
     frame_of_reference,
     instance_entry,
     on_images,
@@ -38,9 +42,10 @@ from ._common import (
     save_dicom,
 )
 
-_TISSUE = ("85756007", "SCT", "Tissue")
-_COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber", "StudyID", "StudyDate",
-           "StudyTime", "ReferringPhysicianName")
+#: a category the taxonomy gives no codes: coded in labelport's local scheme by its own name, rather than
+#: claiming a concept (such as SNOMED "Tissue") that may be wrong
+LOCAL_SCHEME = "99LABELPORT"
+_UNCODED_CATEGORY = ("category", LOCAL_SCHEME, "Category without a coded concept")
 _SYNTAX = {"none": "1.2.840.10008.1.2.1", "deflate": "1.2.840.10008.1.2.1", "jpeg2000": "1.2.840.10008.1.2.4.90",
            "jpegls": "1.2.840.10008.1.2.4.80", "rle": "1.2.840.10008.1.2.5"}
 
@@ -82,10 +87,18 @@ def _segments(task: labelport.Task, series: labelport.Series, per: str) -> list[
     for number, (tracking, members) in enumerate(groups, start=1):
         first = members[0]
         category = task.taxonomy.get(first.category)
-        codes = category.codes if category is not None and category.codes else (_TISSUE, _TISSUE)
+        codes = category.codes if category is not None and category.codes else (_UNCODED_CATEGORY, _local(first))
         out.append(_Segment(number, first.category[:64] or "Segment", [s.instance_id for s in members],
                             first.color, codes, tracking))
     return out
+
+
+def _local(segment: labelport.Segment) -> tuple[str, str, str]:
+    """A category's own code in labelport's local scheme: a value from its name, the name as the meaning."""
+    import hashlib
+
+    value = "c" + hashlib.blake2b(segment.category.encode("utf-8"), digest_size=6).hexdigest()
+    return value, LOCAL_SCHEME, segment.category[:64] or "Segment"
 
 
 def _pixels(views: labelport.LabelViews, segments: list[_Segment], align: labelport.Alignment,
@@ -124,7 +137,8 @@ def _stacked(found: list[tuple[int, Any]], frames: tuple[int, int, int], count: 
 
 
 def build(task: labelport.Task, series: labelport.Series, label_map: labelport.LabelMap,
-          dicom: labelport.DicomSeries, align: labelport.Alignment, segments: list[_Segment], opts: Options) -> Any:
+          dicom: labelport.DicomSeries, align: labelport.Alignment, segments: list[_Segment], opts: Options,
+          ctx: labelport.WriterContext) -> Any:
     """The Segmentation dataset, or None when the label map holds no labelled voxel."""
     import highdicom as hd
     import pydicom
@@ -142,6 +156,13 @@ def build(task: labelport.Task, series: labelport.Series, label_map: labelport.L
         raise labelport.WriterError("segments overlap; type=labelmap cannot hold that (use type=binary)")
     seed = [task.task_id, str(task.record.get("labelsId", "")), str(task.updated_at or ""), str(series.index),
             opts.segments, opts.type, opts.compression]
+    import hashlib
+
+    date, time = dicom_date_time(task, dicom.header)
+    # the UIDs of the object come from its content: frames, segments, images referenced, options, version
+    content = (task.task_id, series.index, hashlib.blake2b(array.tobytes(), digest_size=16).hexdigest(), array.shape,
+               list(frames), [(g.number, g.label, g.instance_ids, g.color, g.codes, g.tracking) for g in segments],
+               [im.sop_instance_uid for im in dicom.images], opts, labelport.__version__, date, time)
     descriptions = [hd.seg.SegmentDescription(
         segment_number=seg.number, segment_label=seg.label,
         segmented_property_category=hd.sr.CodedConcept(*seg.codes[0]),
@@ -154,10 +175,11 @@ def build(task: labelport.Task, series: labelport.Series, label_map: labelport.L
     frame = frame_of_reference(dicom)
     for source in sources:  # one study and frame for the series (some real series disagree, or lack the frame)
         source.StudyInstanceUID, source.FrameOfReferenceUID = sources[0].StudyInstanceUID, frame
-    for keyword in _COPIED:  # highdicom copies these from the first image; type 2, so they may be empty
-        setattr(sources[0], keyword, fitted(keyword, sources[0].get(keyword, "") or ""))
-    step = abs(dicom.slice_step) or 1.0
-    thickness = float(dicom.header.get("SliceThickness") or 0) or step
+    # highdicom copies the patient and study from the first image: complete it as for an RT Struct (values
+    # kept byte for byte, empty type 2 attributes, the de-identification method when it is missing)
+    copy_identity(sources[0], dicom.header, series.name, ctx)
+    step = abs(dicom.slice_step) or None  # none for a single image
+    thickness = float(dicom.header.get("SliceThickness") or 0) or step or float(abs(label_map.affine[2, 2]) or 1.0)
     measures = hd.PixelMeasuresSequence(pixel_spacing=(dicom.row_spacing, dicom.column_spacing),
                                         slice_thickness=thickness, spacing_between_slices=step)
     orientation = hd.PlaneOrientationSequence(
@@ -173,8 +195,8 @@ def build(task: labelport.Task, series: labelport.Series, label_map: labelport.L
     arguments = dict(
         source_images=sources, pixel_array=array, segment_descriptions=descriptions,
         segmentation_type=hd.seg.SegmentationTypeValues.LABELMAP if labelmap else hd.seg.SegmentationTypeValues.BINARY,
-        series_instance_uid=generate_uid(UID_ROOT, entropy_srcs=[*seed, "series"]), series_number=1,
-        sop_instance_uid=generate_uid(UID_ROOT, entropy_srcs=[*seed, "sop"]), instance_number=1,
+        series_instance_uid=content_uid(*content, "series"), series_number=1,
+        sop_instance_uid=content_uid(*content, "sop"), instance_number=1,
         manufacturer="labelport", manufacturer_model_name="labelport", software_versions=labelport.__version__,
         device_serial_number="0", content_label="LABELPORT", content_description=(series.name or "labelport")[:64],
         transfer_syntax_uid=_SYNTAX[opts.compression], pixel_measures=measures, plane_orientation=orientation,
@@ -184,13 +206,15 @@ def build(task: labelport.Task, series: labelport.Series, label_map: labelport.L
         with warnings.catch_warnings():
             # a one-part PatientName copied from the images is theirs to fix, not a reason to warn on every task
             warnings.filterwarnings("ignore", message="The string .* is unlikely to represent", category=UserWarning)
+            # an identifier copied longer than its VR is reported once, by copy_identity, not by every setter
+            warnings.filterwarnings("ignore", message="The value length .* exceeds the maximum length",
+                                    category=UserWarning)
             seg = hd.seg.Segmentation(**arguments)
     except ModuleNotFoundError as exc:  # an encoder for the chosen compression
         raise labelport.WriterError(f"compression={opts.compression}: {exc}") from None
     except (AttributeError, ValueError, TypeError) as exc:
         raise labelport.WriterError(f"highdicom could not build the Segmentation: {exc}") from None
-    # dates from the task and UIDs from the seed, instead of the clock and random ones: same input, same file
-    date, time = dicom_date_time(task, dicom.header)
+    # dates from the task and UIDs from the content, instead of the clock and random ones: same input, same file
     for prefix in ("InstanceCreation", "Content", *(["Series"] if "SeriesDate" in seg else [])):
         setattr(seg, f"{prefix}Date", date)
         setattr(seg, f"{prefix}Time", time)
@@ -198,7 +222,16 @@ def build(task: labelport.Task, series: labelport.Series, label_map: labelport.L
         equipment.ContributionDateTime = date + time
     if opts.compression == "deflate":
         seg.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
-    organization = generate_uid(UID_ROOT, entropy_srcs=[*seed, "dimensions"])
+    if any(LOCAL_SCHEME in (seg.codes[0][1], seg.codes[1][1]) for seg in segments):
+        from pydicom.dataset import Dataset
+        from pydicom.sequence import Sequence
+
+        scheme = Dataset()  # a private coding scheme is declared in the object that uses it
+        scheme.CodingSchemeDesignator = LOCAL_SCHEME
+        scheme.CodingSchemeName = "labelport category names"
+        scheme.CodingSchemeResponsibleOrganization = "labelport"
+        seg.CodingSchemeIdentificationSequence = Sequence([scheme])  # type: ignore[assignment]
+    organization = content_uid(*content, "dimensions")
     for item in (*seg.get("DimensionOrganizationSequence", []), *seg.get("DimensionIndexSequence", [])):
         item.DimensionOrganizationUID = organization
     return seg
@@ -211,7 +244,7 @@ def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
                                                              "a Segmentation"):
         segments = _segments(task, series, opts.segments)
         try:
-            dataset = build(task, series, label_map, dicom, align, segments, opts)
+            dataset = build(task, series, label_map, dicom, align, segments, opts, ctx)
         except labelport.LabelportError as exc:
             raise exc.located(series=series.name) from None
         if dataset is None:  # nothing labelled: no file, and the record says so

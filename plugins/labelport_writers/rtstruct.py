@@ -4,12 +4,15 @@ One ROI per instance (``roi=instance``, the default; the name is the category, n
 repeats, and ROIDescription holds the instance and label ids) or per class (``roi=class``). Each ROI is
 complete: overlap-group voxels belong to every instance that shares them. Contours follow the voxel edges,
 so a planning system's pixel-centre rasterisation gives back exactly the label voxels; holes are separate
-inner contours (even-odd rule). The label map is matched to the DICOM series by world geometry (any axis
-order), and a mismatch is refused with both grids in the message.
+inner contours (even-odd rule), or with ``holes=keyhole`` joined to their outline by a zero-area channel (for
+readers that take the union of contours). The label map is matched to the DICOM series by world geometry (any
+axis order; a single image is a one-slice volume), and a mismatch is refused with both grids in the message.
 
-Images come from the series' ``items`` (an export made with images), else from the ``images`` option, a
-folder laid out ``<images>/<task>/<series>/``. Only headers are read; pixel data is never decoded. UIDs and
-dates derive from the task (its id, labels id and last update), so the same input gives the same file.
+Patient and study attributes are the images' own, byte for byte. RTROIInterpretedType comes from the
+objectType's ``rtRoiInterpretedType`` (empty when the taxonomy does not say). Images come from the series'
+``items`` (an export made with images), else from the ``images`` option, a folder laid out
+``<images>/<task>/<series>/``. Only headers are read; pixel data is never decoded. Dates derive from the task
+and UIDs from the content, so the same input gives the same file, and any change a new UID.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from typing import Any, Literal
 import labelport
 
 from ._common import (
-    UID_ROOT,
     aligned_mask,
+    content_uid,
+    copy_identity,
     dicom_date_time,
+    fit_words,
     fitted,
     frame_of_reference,
     instance_entry,
@@ -32,19 +37,15 @@ from ._common import (
 )
 
 RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
-_PATIENT = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex")
-_STUDY = ("StudyInstanceUID", "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber")
-# copied only when the images have them, so that patient and study agree across the files (dcentvfy)
-_OPTIONAL = ("IssuerOfPatientID", "OtherPatientIDs", "EthnicGroup", "PatientComments", "PatientIdentityRemoved",
-             "DeidentificationMethod", "DeidentificationMethodCodeSequence", "StudyDescription", "PhysiciansOfRecord",
-             "NameOfPhysiciansReadingStudy", "AdmittingDiagnosesDescription", "PatientAge", "PatientSize",
-             "PatientWeight", "Occupation", "AdditionalPatientHistory")
 
 
 @dataclass(frozen=True)
 class Options:
     #: one ROI per "instance" or per "class"
     roi: Literal["instance", "class"] = "instance"
+    #: holes as separate inner contours ("separate": readers must combine contours by the even-odd rule) or
+    #: joined to their outline by a keyhole ("keyhole": right for readers that take the union of contours too)
+    holes: Literal["separate", "keyhole"] = "separate"
     #: folder with the DICOM images as <images>/<task>/<series>/ (when the export has none)
     images: str | None = None
 
@@ -57,9 +58,19 @@ class _Roi:
     color: tuple[int, int, int]
     instance_ids: list[int]
     segments: list[labelport.Segment]
+    interpreted_type: str
 
 
-def _rois(series: labelport.Series, per: str) -> list[_Roi]:
+def _description(segments: list[labelport.Segment]) -> str:
+    """ROIDescription (LO, 64): the instances and label ids, shortened by whole parts, never mid-word."""
+    full = [f"instance {s.instance_id}" + (f", label {s.label_id}" if s.label_id else "") for s in segments]
+    text = fit_words(full, 64)
+    if "..." not in text or len(segments) == 1:
+        return text
+    return fit_words([f"instances {segments[0].instance_id}", *(str(s.instance_id) for s in segments[1:])], 64, ", ")
+
+
+def _rois(task: labelport.Task, series: labelport.Series, per: str) -> list[_Roi]:
     groups: dict[Any, list[labelport.Segment]] = {}
     for segment in sorted(series.segments.values(), key=lambda s: s.instance_id):
         groups.setdefault(segment.instance_id if per == "instance" else segment.class_id, []).append(segment)
@@ -71,17 +82,18 @@ def _rois(series: labelport.Series, per: str) -> list[_Roi]:
             name = f"{segments[0].category[:60]} {n}"
         used.add(name.casefold())
         ids = [s.instance_id for s in segments]
-        description = "; ".join(f"instance {s.instance_id}" + (f", label {s.label_id}" if s.label_id else "")
-                                for s in segments)
-        rois.append(_Roi(number, name, description[:64], segments[0].color, ids, segments))
+        category = task.taxonomy.get(segments[0].category)
+        roi_type = category.roi_type if category is not None and category.roi_type else ""
+        rois.append(_Roi(number, name, _description(segments), segments[0].color, ids, segments, roi_type))
     return rois
 
 
 def _contours(views: labelport.LabelViews, roi: _Roi, align: labelport.Alignment,
-              dicom: labelport.DicomSeries) -> list[tuple[int, str, int]]:
+              dicom: labelport.DicomSeries, keyhole: bool) -> list[tuple[int, str, int]]:
     """(image index, ContourData text, number of points) of every outline of the ROI, slice by slice."""
     import numpy as np
 
+    outlines = labelport.keyhole_outlines if keyhole else labelport.mask_outlines
     out: list[tuple[int, str, int]] = []
     crop = aligned_mask(views, roi.instance_ids, align)
     if crop is None:
@@ -94,7 +106,7 @@ def _contours(views: labelport.LabelViews, roi: _Roi, align: labelport.Alignment
         if not plane.any():
             continue
         origin = dicom.images[bk.start + k].position
-        for loop in labelport.mask_outlines(plane.T):  # rows = j, columns = i
+        for loop in outlines(plane.T):  # rows = j, columns = i
             x = loop[:, 0] + bi.start - 0.5
             y = loop[:, 1] + bj.start - 0.5
             points = origin + np.outer(x, col_step) + np.outer(y, row_step)
@@ -113,37 +125,27 @@ def _raw(tag: int, vr: str, text: str) -> Any:
     return RawDataElement(Tag(tag), vr, len(data), data, 0, False, True)
 
 
-def _copy(ds: Any, head: Any, keyword: str) -> None:
-    setattr(ds, keyword, fitted(keyword, head.get(keyword, "")))
-
-
 def build(task: labelport.Task, series: labelport.Series, dicom: labelport.DicomSeries,
-          align: labelport.Alignment, rois: list[_Roi]) -> Any:
+          align: labelport.Alignment, rois: list[_Roi], opts: Options, ctx: labelport.WriterContext) -> Any:
     """The RT Structure Set dataset."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.sequence import Sequence
-    from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import UID, ExplicitVRLittleEndian
 
     head = dicom.header
-    seed = [task.task_id, str(task.record.get("labelsId", "")), str(task.updated_at or ""), str(series.index),
-            ",".join(f"{r.name}:{r.instance_ids}" for r in rois)]
-    sop_uid = generate_uid(UID_ROOT, entropy_srcs=[*seed, "sop"])
-    series_uid = generate_uid(UID_ROOT, entropy_srcs=[*seed, "series"])
     date, time = dicom_date_time(task, head)
     frame_uid = frame_of_reference(dicom)
 
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = UID(RT_STRUCTURE_SET_STORAGE)
-    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.SpecificCharacterSet = head.get("SpecificCharacterSet", "ISO_IR 100")
     ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
-    ds.SOPClassUID, ds.SOPInstanceUID = RT_STRUCTURE_SET_STORAGE, sop_uid
-    for keyword in (*_PATIENT, *_STUDY, *(k for k in _OPTIONAL if k in head)):
-        _copy(ds, head, keyword)
+    ds.SOPClassUID = RT_STRUCTURE_SET_STORAGE
+    copy_identity(ds, head, series.name, ctx)
     ds.Modality = "RTSTRUCT"
-    ds.SeriesInstanceUID, ds.SeriesNumber = series_uid, 1
+    ds.SeriesNumber = 1
     ds.SeriesDescription = (series.name or "labelport")[:64]
     ds.OperatorsName = ""
     ds.Manufacturer = "labelport"
@@ -151,8 +153,8 @@ def build(task: labelport.Task, series: labelport.Series, dicom: labelport.Dicom
     ds.SoftwareVersions = labelport.__version__
     ds.FrameOfReferenceUID = frame_uid
     ds.PositionReferenceIndicator = head.get("PositionReferenceIndicator", "")
-    ds.StructureSetLabel = (task.name or "labelport")[:16]
-    ds.StructureSetName = (task.name or "labelport")[:64]
+    ds.StructureSetLabel = fitted("StructureSetLabel", task.name or "labelport")
+    ds.StructureSetName = fitted("StructureSetName", task.name or "labelport")
     ds.StructureSetDate, ds.StructureSetTime = date, time
 
     images = []
@@ -174,13 +176,16 @@ def build(task: labelport.Task, series: labelport.Series, dicom: labelport.Dicom
 
     views = labelport.views(series)
     roi_items, contour_items, observations = [], [], []
+    content = []  # what the structure set says, for its UIDs
     for roi in rois:
         item = Dataset()
         item.ROINumber, item.ReferencedFrameOfReferenceUID = roi.number, frame_uid
         item.ROIName, item.ROIDescription, item.ROIGenerationAlgorithm = roi.name, roi.description, "MANUAL"
         roi_items.append(item)
         contours = []
-        for index, text, count in _contours(views, roi, align, dicom):
+        found = _contours(views, roi, align, dicom, opts.holes == "keyhole")
+        content.append((roi.number, roi.name, roi.description, roi.color, roi.interpreted_type, found))
+        for index, text, count in found:
             contour = Dataset()
             image_ref = Dataset()
             image_ref.ReferencedSOPClassUID = dicom.images[index].sop_class_uid
@@ -200,11 +205,16 @@ def build(task: labelport.Task, series: labelport.Series, dicom: labelport.Dicom
         contour_items.append(roi_contour)
         observation = Dataset()
         observation.ObservationNumber, observation.ReferencedROINumber = roi.number, roi.number
-        observation.RTROIInterpretedType, observation.ROIInterpreter = "ORGAN", ""
+        observation.RTROIInterpretedType, observation.ROIInterpreter = roi.interpreted_type, ""
         observations.append(observation)
     ds.StructureSetROISequence = Sequence(roi_items)
     ds.ROIContourSequence = Sequence(contour_items)
     ds.RTROIObservationsSequence = Sequence(observations)
+    # UIDs from the content: the contours, the ROIs, the images referenced, the task, the options, the version
+    seed = (task.task_id, series.index, content, [im.sop_instance_uid for im in dicom.images], opts,
+            labelport.__version__, date, time)
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = UID(content_uid(*seed, "sop"))
+    ds.SeriesInstanceUID = content_uid(*seed, "series")
     return ds
 
 
@@ -213,8 +223,8 @@ def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
     entry = task.to_record()
     for series, _, record, dicom, align in on_images(task, entry, opts.images, "rtstruct",
                                                      "an RT Structure Set"):
-        rois = _rois(series, opts.roi)
-        dataset = build(task, series, dicom, align, rois)
+        rois = _rois(task, series, opts.roi)
+        dataset = build(task, series, dicom, align, rois, opts, ctx)
         path = save_dicom(ctx, series, dataset)
         replace_masks(record, path, {roi.name: {**instance_entry(roi.segments[0], path), "roiNumber": roi.number,
                                                 "instances": roi.instance_ids} for roi in rois})

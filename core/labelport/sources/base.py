@@ -56,6 +56,9 @@ class Source(ABC):
     warnings: list[str]
     #: set by the export when a selected writer reads image files (sources that download them then do)
     images_needed: bool = False
+    #: image files found on disk are the user's own (a local export), not a download cache: the output's
+    #: ``items`` may point at them
+    local_images: bool = False
     #: the source runs threads while :meth:`refs` iterates; worker processes then start before it does
     uses_threads: bool = False
     #: the bytes one task's label maps may take at once (None: no limit); set by the export
@@ -69,9 +72,9 @@ class Source(ABC):
     def open(self, ref: TaskRef) -> Task:
         """Turn a reference into a :class:`Task`; raises :class:`SourceError` naming the task."""
 
-    def input_files(self, ref: TaskRef) -> list[str]:
-        """The files a task's output depends on (label maps, images), for incremental export."""
-        return []
+    def input_files(self, ref: TaskRef) -> tuple[list[str], list[str]]:
+        """The files a task's output depends on, for incremental export: its label maps and its images."""
+        return [], []
 
     def all_task_ids(self) -> set[str] | None:
         """Every task id in the source, filters ignored, when known (after :meth:`refs` ran): outputs of

@@ -50,6 +50,8 @@ class LocalExport(Source):
     """Tasks of an export folder. Paths in tasks.json may be written relative to the folder
     (``./segmentations/...``), relative to its parent (``<project>/segmentations/...``) or absolute."""
 
+    local_images = True
+
     def __init__(
         self,
         root: str | os.PathLike[str],
@@ -119,17 +121,17 @@ class LocalExport(Source):
     def all_task_ids(self) -> set[str]:
         return set(self._seen_ids)
 
-    def input_files(self, ref: TaskRef) -> list[str]:
+    def input_files(self, ref: TaskRef) -> tuple[list[str], list[str]]:
         check_record(ref.record)
-        files = []
+        files: tuple[list[str], list[str]] = ([], [])
         for series in ref.record.get("series") or [] if isinstance(ref.record, dict) else []:
             if not isinstance(series, dict):
                 continue
-            for key in ("segmentations", "items"):
+            for key, into in (("segmentations", files[0]), ("items", files[1])):
                 value = series.get(key) or []
                 for path in [value] if isinstance(value, str) else value:
                     found = self.find(path) if isinstance(path, str) else None
-                    files.append(found or str(path))
+                    into.append(found or str(path))
         return files
 
     def missing_task_ids(self) -> list[str]:

@@ -170,9 +170,10 @@ def task_from_record(
         except SourceError as exc:
             raise exc.located(task=label, series=where) from None
         items = srec.get("items") or []
-        found = [find(item) for item in ([items] if isinstance(items, str) else items) if isinstance(item, str)]
+        found = {item: find(item) for item in ([items] if isinstance(items, str) else items) if isinstance(item, str)}
+        item_files = {item: file for item, file in found.items() if file is not None}
         series.append(Series(name=str(sname or ""), index=index, record=srec, label_map=label_map,
-                             segments=segments, image_files=[f for f in found if f is not None]))
+                             segments=segments, image_files=list(item_files.values()), item_files=item_files))
     return Task(
         task_id=task_id, name=str(name), series=series, record=record, taxonomy=taxonomy,
         stage=record.get("currentStageName"), status=record.get("status"),

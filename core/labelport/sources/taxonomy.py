@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -23,11 +24,25 @@ def category_name(value: Any) -> str:
     raise ValueError(f"category must be a string or a list of strings, not {value!r}")
 
 
-def _color(value: Any, class_id: int) -> tuple[int, int, int]:
+def _color(value: Any, name: str) -> tuple[int, int, int]:
     try:
         return parse_color(value)
     except ValueError:
-        return default_color(class_id)
+        return default_color(name)
+
+
+_CS = re.compile(r"[A-Z0-9_ ]{1,16}")
+
+
+def _roi_type(item: Mapping[str, Any], what: str, where: str) -> str | None:
+    """An objectType's RT ROI Interpreted Type (``rtRoiInterpretedType``), checked as a DICOM code string."""
+    value = item.get("rtRoiInterpretedType", item.get("RTROIInterpretedType"))
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not _CS.fullmatch(value):
+        raise SourceError(f"{what}: rtRoiInterpretedType {value!r} is not a DICOM code string (such as GTV, CTV, "
+                          "PTV, ORGAN, EXTERNAL, AVOIDANCE, MARKER: capitals, digits and _, at most 16)", file=where)
+    return value
 
 
 def _object_types(items: Iterable[Any], where: str) -> tuple[Category, ...]:
@@ -43,8 +58,9 @@ def _object_types(items: Iterable[Any], where: str) -> tuple[Category, ...]:
         if not isinstance(class_id, int) or isinstance(class_id, bool) or not 0 <= class_id <= MAX_CLASS_ID:
             raise SourceError(f"objectTypes[{n}] ({name!r}): classId {class_id!r} is not a whole number from 0 to "
                               f"{MAX_CLASS_ID} (class id + 1 must fit the 16-bit label maps)", file=where)
-        cats.append(Category(name, class_id, _color(item.get("color"), class_id),
-                             tuple(item.get("attributes") or ()), _codes(item, f"objectTypes[{n}] ({name!r})", where)))
+        what = f"objectTypes[{n}] ({name!r})"
+        cats.append(Category(name, class_id, _color(item.get("color"), name), tuple(item.get("attributes") or ()),
+                             _codes(item, what, where), _roi_type(item, what, where)))
     return tuple(cats)
 
 
@@ -72,7 +88,8 @@ def _nested(categories: Iterable[Any], colors: Mapping[int, Any], trail: tuple[s
         path = (*trail, node["name"])
         if isinstance(node.get("classId"), int) and 0 <= node["classId"] <= MAX_CLASS_ID:
             class_id = node["classId"]
-            out.append(Category(category_name(list(path)), class_id, _color(colors.get(class_id), class_id)))
+            name = category_name(list(path))
+            out.append(Category(name, class_id, _color(colors.get(class_id), name)))
         out.extend(_nested(node.get("children") or [], colors, path))
     return out
 
