@@ -157,3 +157,49 @@ def dicom_export(root: Path, masks: dict[int, np.ndarray], categories: dict[int,
     if taxonomy is not None:
         (root / "taxonomy.json").write_text(json.dumps(taxonomy))
     return root
+
+
+# -- training cases: DICOM CT tasks with overlapping classes ---------------------------------------------------
+
+TRAINING_SHAPE = (24, 20, 8)  # columns, rows, slices
+TRAINING_CLASSES = {1: "Liver", 2: "Tumor", 3: "Tumor", 4: "Kidney"}
+
+
+def training_masks(shift: int) -> dict[int, np.ndarray]:
+    """Liver; two Tumor instances overlapping each other and the Liver; a Kidney crossing the Liver and the
+    first Tumor (three classes on some voxels)."""
+    masks = {n: np.zeros(TRAINING_SHAPE, bool) for n in TRAINING_CLASSES}
+    masks[1][2:16, 3:15, 1:7] = True
+    masks[2][10 + shift:20, 8:17, 2:6] = True
+    masks[3][14:22, 12:19, 3:8] = True
+    masks[4][12:14, 0:20, 0:5] = True
+    return masks
+
+
+def training_project(root: Path, names: list[str]) -> tuple[Path, dict[str, dict[int, np.ndarray]]]:
+    """An export folder with one DICOM CT task per name (each its own masks and origin) and the taxonomy."""
+    records, truth = [], {}
+    for n, name in enumerate(names):
+        masks = training_masks(n)
+        dicom_export(root, masks, TRAINING_CLASSES, name=name, origin=(-20.0 + 3 * n, -15.0, -10.0 - 7 * n),
+                     taxonomy=TAXONOMY)
+        records += read_records(root)
+        truth[name] = masks
+    write_records(root, records)
+    return root, truth
+
+
+def class_masks(masks: dict[int, np.ndarray]) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for n, name in TRAINING_CLASSES.items():
+        out[name] = out.get(name, np.zeros(TRAINING_SHAPE, bool)) | masks[n]
+    return out
+
+
+def lowest_classes(masks: dict[int, np.ndarray]) -> np.ndarray:
+    """The class value of each voxel (taxonomy order: Liver 1, Kidney 2, Tumor 3), an overlap taking the lowest."""
+    classes = class_masks(masks)
+    out = np.zeros(TRAINING_SHAPE, np.uint8)
+    for value, name in ((3, "Tumor"), (2, "Kidney"), (1, "Liver")):
+        out[classes[name]] = value
+    return out

@@ -133,10 +133,8 @@ def test_dataset_targets(tmp_path: Path, make_case: Any) -> None:
 
 
 def test_dataset_reports_missing_images(demo: Path) -> None:
-    ds = labelport.Dataset(demo)
-    assert len(ds) == 5
-    with pytest.raises(SourceError, match="task 'Patient 001', series 'CT': no image files"):
-        ds[0]
+    with pytest.raises(SourceError, match=r"task 'Patient 001', series 'CT'.* have no image files"):
+        labelport.Dataset(demo)
     assert "image" not in labelport.Dataset(demo, images=False)[0]
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .context import WriterContext
+from .context import FileContext, ProjectContext, WriterContext
 from .errors import LabelError, LabelportError, OptionError, PluginError, SourceError, WriterError
 from .export import ExportReport, Failure, export
 from .hookspecs import hookimpl, hookspec
@@ -35,13 +35,22 @@ from .model import (
 )
 from .paths import safe_name
 from .plugins import Registry, WriterInfo
+from .project import TaskEntries
 from .sources import LocalExport, Source, TaskFilter, TaskRef, open_source
-from .writer import NoOptions, WriterSpec
+from .writer import NoOptions, ProjectFunction, WriterSpec
 
 if TYPE_CHECKING:
     from .contours import keyhole_outlines, mask_outlines, rasterize
-    from .dataset import Dataset
-    from .dicomseries import Alignment, DicomImage, DicomSeries, align_to_series, describe_grid, read_dicom_series
+    from .dataset import Dataset, collate
+    from .dicomseries import (
+        Alignment,
+        DicomImage,
+        DicomSeries,
+        align_grids,
+        align_to_series,
+        describe_grid,
+        read_dicom_series,
+    )
     from .images import AlignedVolumes, load_aligned, read_image
     from .labels import LabelViews, color_layers, views
     from .niftiio import read_label_nifti, write_nifti
@@ -49,10 +58,12 @@ if TYPE_CHECKING:
 # Public names whose modules import heavy libraries (nibabel, pydicom, scipy): loaded on first use, so that
 # `labelport --help` and an unchanged incremental export start fast.
 _LAZY = {
-    "keyhole_outlines": "contours", "mask_outlines": "contours", "rasterize": "contours", "Dataset": "dataset",
+    "keyhole_outlines": "contours", "mask_outlines": "contours", "rasterize": "contours",
+    "Dataset": "dataset", "collate": "dataset",
     "AlignedVolumes": "images", "load_aligned": "images", "read_image": "images",
     "Alignment": "dicomseries", "DicomImage": "dicomseries", "DicomSeries": "dicomseries",
-    "align_to_series": "dicomseries", "describe_grid": "dicomseries", "read_dicom_series": "dicomseries",
+    "align_grids": "dicomseries", "align_to_series": "dicomseries", "describe_grid": "dicomseries",
+    "read_dicom_series": "dicomseries",
     "LabelViews": "labels", "color_layers": "labels", "views": "labels",
     "read_label_nifti": "niftiio", "write_nifti": "niftiio",
 }
@@ -79,6 +90,7 @@ __all__ = [
     "DicomSeries",
     "ExportReport",
     "Failure",
+    "FileContext",
     "LabelError",
     "LabelMap",
     "LabelViews",
@@ -89,12 +101,15 @@ __all__ = [
     "OptionError",
     "OverlapRule",
     "PluginError",
+    "ProjectContext",
+    "ProjectFunction",
     "Registry",
     "Segment",
     "Series",
     "Source",
     "SourceError",
     "Task",
+    "TaskEntries",
     "TaskFilter",
     "TaskRef",
     "Taxonomy",
@@ -103,7 +118,9 @@ __all__ = [
     "WriterInfo",
     "WriterSpec",
     "__version__",
+    "align_grids",
     "align_to_series",
+    "collate",
     "color_layers",
     "describe_grid",
     "export",

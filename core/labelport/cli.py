@@ -234,7 +234,8 @@ def _summary(report: ExportReport, quiet: bool, debug: bool) -> None:
         kept, removed = report.unchanged[name], report.removed[name]
         click.echo(f"{name}: {written} written, {kept} unchanged, {removed} removed -> {report.roots[name]}",
                    err=not report.ok)
-    click.echo(f"{report.tasks_seen} task(s) read, {report.failed_tasks} failed, in {report.seconds:.1f} s",
+    steps = f", {report.failed_steps} project step(s) failed" if report.failed_steps else ""
+    click.echo(f"{report.tasks_seen} task(s) read, {report.failed_tasks} failed{steps}, in {report.seconds:.1f} s",
                err=not report.ok)
 
 

@@ -1,7 +1,11 @@
-"""What a writer gets besides the task: where to write, its options, and atomic, recorded file creation."""
+"""What a writer gets besides the task: where to write, its options, and atomic, recorded file creation.
+
+:class:`WriterContext` serves a writer's ``write`` (one task) and :class:`ProjectContext` its ``project``
+step (once per export); both write files the same way (:class:`FileContext`)."""
 
 from __future__ import annotations
 
+import filecmp
 import json
 import os
 import shutil
@@ -10,57 +14,39 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from .errors import WriterError
-from .model import LabelMap, Series
+from .model import LabelMap, Series, Taxonomy
 from .outdir import move_into_place, scratch_file
 from .paths import safe_join
 
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["WriterContext"]
+__all__ = ["FileContext", "ProjectContext", "WriterContext"]
 
 
-class WriterContext:
-    """One writer's view of one task.
+class FileContext:
+    """Where one writer writes, with its options.
 
     Every file goes through :meth:`create` (or a helper built on it): it is written in the root's scratch
     folder and renamed into place only when complete, and its path is recorded in :attr:`written`. Paths are
     relative to :attr:`root` and use ``/``; they cannot leave the root.
     """
 
-    def __init__(
-        self, root: str, task_folder: str, series_stems: Mapping[int, str], options: Any, writer: str = ""
-    ) -> None:
+    #: leave a file that is already there with the same bytes alone (its time stamp too)
+    keep_identical = False
+
+    def __init__(self, root: str, options: Any, writer: str = "") -> None:
         self.root = root
         self.options = options
         self.writer = writer
-        self.task_folder = task_folder
-        self._stems = dict(series_stems)
         self.written: list[str] = []
-        #: problems that do not stop the writer, reported with the task (see :meth:`warn`)
+        #: problems that do not stop the writer, reported with the task (or project) (see :meth:`warn`)
         self.warnings: list[str] = []
 
     def warn(self, message: str) -> None:
         """Report something the user should know that does not fail the task (once per message)."""
         if message not in self.warnings:
             self.warnings.append(message)
-
-    # -- naming -------------------------------------------------------------------------------------------
-    def task_dir(self, top: str = "segmentations") -> str:
-        """``segmentations/<task folder>``: the task's folder, named safely and uniquely by the core."""
-        return f"{top}/{self.task_folder}"
-
-    def series_stem(self, series: Series) -> str:
-        """The series' safe, unique file stem (its name, else A, B, ... by index)."""
-        return self._stems[series.index]
-
-    def series_path(self, series: Series, suffix: str, top: str = "segmentations") -> str:
-        """``segmentations/<task>/<series><suffix>``, e.g. ``suffix=".nii.gz"``."""
-        return f"{self.task_dir(top)}/{self.series_stem(series)}{suffix}"
-
-    def series_dir(self, series: Series, top: str = "segmentations") -> str:
-        """``segmentations/<task>/<series>``, for writers that emit several files per series."""
-        return f"{self.task_dir(top)}/{self.series_stem(series)}"
 
     # -- writing ------------------------------------------------------------------------------------------
     @contextmanager
@@ -74,7 +60,8 @@ class WriterContext:
             yield tmp
             if not os.path.isfile(tmp):
                 raise WriterError(f"nothing was written to {relpath}")
-            move_into_place(tmp, final)
+            if not (self.keep_identical and os.path.isfile(final) and filecmp.cmp(tmp, final, shallow=False)):
+                move_into_place(tmp, final)
         finally:
             if os.path.lexists(tmp):
                 os.remove(tmp)
@@ -133,3 +120,42 @@ class WriterContext:
             if os.path.lexists(path):
                 os.remove(path)
         self.written.clear()
+
+
+class WriterContext(FileContext):
+    """One writer's view of one task: a :class:`FileContext` that also names the task's files."""
+
+    def __init__(
+        self, root: str, task_folder: str, series_stems: Mapping[int, str], options: Any, writer: str = ""
+    ) -> None:
+        super().__init__(root, options, writer)
+        self.task_folder = task_folder
+        self._stems = dict(series_stems)
+
+    # -- naming -------------------------------------------------------------------------------------------
+    def task_dir(self, top: str = "segmentations") -> str:
+        """``segmentations/<task folder>``: the task's folder, named safely and uniquely by the core."""
+        return f"{top}/{self.task_folder}"
+
+    def series_stem(self, series: Series) -> str:
+        """The series' safe, unique file stem (its name, else A, B, ... by index)."""
+        return self._stems[series.index]
+
+    def series_path(self, series: Series, suffix: str, top: str = "segmentations") -> str:
+        """``segmentations/<task>/<series><suffix>``, e.g. ``suffix=".nii.gz"``."""
+        return f"{self.task_dir(top)}/{self.series_stem(series)}{suffix}"
+
+    def series_dir(self, series: Series, top: str = "segmentations") -> str:
+        """``segmentations/<task>/<series>``, for writers that emit several files per series."""
+        return f"{self.task_dir(top)}/{self.series_stem(series)}"
+
+
+class ProjectContext(FileContext):
+    """One writer's view of the whole export, for its ``project`` step: a :class:`FileContext` with the
+    project's :attr:`taxonomy`. A file written again with the same bytes keeps its time stamp."""
+
+    keep_identical = True
+
+    def __init__(self, root: str, options: Any, writer: str, taxonomy: Taxonomy) -> None:
+        super().__init__(root, options, writer)
+        self.taxonomy = taxonomy

@@ -31,15 +31,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ._version import __version__
+from .context import ProjectContext
 from .errors import LabelportError, OptionError, PluginError
 from .imageitems import IMAGES_MODES, ImagesMode
 from .manifest import Manifest, existing_files, fingerprint, input_digest
 from .outdir import OutputLock, check_output, clear_scratch
 from .paths import UniqueNames, safe_name
 from .plugins import Registry, WriterInfo
+from .project import PROJECT, run_project
 from .sources import LocalExport, Source, TaskFilter, TaskRef, open_source
 from .taskrun import Failure, Interrupted, Outcome, Settings, failure, run_task, worker_init, worker_run
-from .tasksjson import TasksJsonWriter
 
 __all__ = ["ExportReport", "Failure", "export"]
 
@@ -68,7 +69,12 @@ class ExportReport:
 
     @property
     def failed_tasks(self) -> int:
-        return len({(f.task_id, f.task) for f in self.failures})
+        return len({(f.task_id, f.task) for f in self.failures if f.task != PROJECT})
+
+    @property
+    def failed_steps(self) -> int:
+        """Writers whose project step failed (see :mod:`labelport.project`)."""
+        return len({f.writer for f in self.failures if f.task == PROJECT})
 
 
 @dataclass
@@ -444,10 +450,17 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
         raise
     runner.close()
     complete = present is not None and {key.split("\0")[0] for key in order} >= present  # no filter left any out
-    for name in names:
-        manifests[name].finish()
-        _write_tasks_json(manifests[name], order if complete else None)
-        manifests[name].save()
+    for info, opts in chosen:
+        manifest = manifests[info.name]
+        manifest.finish()
+        if complete:
+            manifest.reorder(order)  # a filtered run keeps the others' places; new tasks come last
+        ctx = ProjectContext(roots[info.name], opts, info.name, src.taxonomy)
+        failures, warned = run_project(manifest, info.name, opts, info.spec.project, f"{versions[info.name]} "
+                                       f"{__version__} {taxonomy}", ctx)
+        report.failures += failures
+        report.warnings += warned
+        manifest.save()
 
 
 def _finish(slot: _Slot, outcome: Outcome | None, names: list[str], manifests: Mapping[str, Manifest],
@@ -468,20 +481,3 @@ def _finish(slot: _Slot, outcome: Outcome | None, names: list[str], manifests: M
         else:
             manifests[name].forget(slot.key)
     return bool(outcome.failures)
-
-
-def _write_tasks_json(manifest: Manifest, order: list[str] | None) -> None:
-    """tasks.json of a writer root: every task the manifest holds, so that it lists exactly the files on disk.
-    After a run over the whole source (``order``), in source order; after a filtered run, the tasks it did not
-    select keep their entries and places, refreshed ones are updated in place and new ones come last."""
-    if order is not None:
-        manifest.reorder(order)
-    writer = TasksJsonWriter(os.path.join(manifest.root, "tasks.json"))
-    try:
-        for state in manifest.tasks.values():
-            if state:
-                writer.add_text(state["json"])
-    except BaseException:
-        writer.abort()
-        raise
-    writer.close()

@@ -75,8 +75,12 @@ class Manifest:
         self.tasks: dict[str, dict[str, Any]] = {}
         #: files that a task had before and has no more: removed by :meth:`finish` unless a task holds them again
         self.stale: set[str] = set()
+        #: what the project steps wrote last (see :mod:`labelport.project`): ``{"fingerprint", "files"}``
+        self.project: dict[str, Any] = {}
         self._journal: Any = None
         self.changed = False
+        #: whether the task entries (or their order) changed since the project steps last ran
+        self.entries_changed = False
         self._load()
 
     def _load(self) -> None:
@@ -86,6 +90,9 @@ class Manifest:
             if isinstance(data, dict) and data.get("version") == 2 and isinstance(data.get("tasks"), dict):
                 self.tasks = data["tasks"]
                 self.stale = {p for p in data.get("stale") or [] if isinstance(p, str)}
+                project = data.get("project")
+                if isinstance(project, dict) and isinstance(project.get("files"), list):
+                    self.project = project
         except (OSError, ValueError):
             self.tasks = {}
         try:
@@ -99,7 +106,7 @@ class Manifest:
                         self.stale.update(item["stale"])
                     else:
                         self.tasks[item["task"]] = item["state"]
-                    self.changed = True  # an interrupted export: fold its journal in
+                    self.changed = self.entries_changed = True  # an interrupted export: fold its journal in
         except OSError:
             pass
 
@@ -109,12 +116,7 @@ class Manifest:
         state = self.tasks.get(task_id)
         if not state or state.get("fingerprint") != fp:
             return None
-        files = state.get("files", [])
-        present = (all(f in self._existing for f in files) if self._existing is not None
-                   else all(os.path.isfile(os.path.join(self.root, f)) for f in files))
-        if not present:
-            return None
-        return state
+        return state if self.present(state.get("files", [])) else None
 
     def record(self, task_id: str, fp: str, files: list[str], entry_json: str, folder: str = "") -> None:
         """Note a written task (appended to the journal at once); files its previous version had that this one
@@ -123,6 +125,7 @@ class Manifest:
         self._stale(set(old) - set(files))
         state = {"fingerprint": fp, "files": files, "json": entry_json, "folder": folder}
         self.tasks[task_id] = state
+        self.entries_changed = True
         self._append(task_id, state)
 
     def reorder(self, order: list[str]) -> None:
@@ -131,13 +134,14 @@ class Manifest:
         ordered.update((k, v) for k, v in self.tasks.items() if k not in ordered)
         if list(ordered) != list(self.tasks):
             self.tasks = ordered
-            self.changed = True
+            self.changed = self.entries_changed = True
 
     def forget(self, task_id: str) -> None:
         """Drop a task's record; its files become stale (the task left the source, or failed)."""
         state = self.tasks.pop(task_id, None)
         if state:
             self._stale(state.get("files", []))
+            self.entries_changed = True
             self._append(task_id, {})
 
     def _stale(self, files: Iterable[str]) -> None:
@@ -151,9 +155,26 @@ class Manifest:
         run was recorded: a task that took over another's folder keeps the files it wrote there."""
         if not self.stale:
             return
-        held = {f for state in self.tasks.values() if state for f in state.get("files", [])}
-        self.remove_files(sorted(self.stale - held))
+        self.remove_files(sorted(self.stale - self.held()))
         self.stale.clear()
+        self.changed = True
+
+    def held(self) -> set[str]:
+        """Every file a task holds."""
+        return {f for state in self.tasks.values() if state for f in state.get("files", [])}
+
+    def present(self, files: Iterable[str]) -> bool:
+        """Whether all these files (relative to the root) are on disk."""
+        if self._existing is not None:
+            return all(f in self._existing for f in files)
+        return all(os.path.isfile(os.path.join(self.root, f)) for f in files)
+
+    def record_project(self, fp: str | None, files: list[str]) -> None:
+        """Note what the project steps wrote; files they wrote before and not now are removed (unless a task
+        holds them). ``fp`` None makes the next export run them again."""
+        old = set(self.project.get("files") or [])
+        self.remove_files(sorted(old - set(files) - self.held()))
+        self.project = {"fingerprint": fp, "files": files}
         self.changed = True
 
     def _append(self, task_id: str, state: dict[str, Any]) -> None:
@@ -192,7 +213,7 @@ class Manifest:
         tasks = {k: v for k, v in self.tasks.items() if v}
         tmp = scratch_file(self.root, self.path)
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"version": 2, "tasks": tasks, "stale": sorted(self.stale)}, f)
+            json.dump({"version": 2, "tasks": tasks, "stale": sorted(self.stale), "project": self.project}, f)
         os.replace(tmp, self.path)
         if self._journal is not None:
             self._journal.close()

@@ -37,6 +37,9 @@ BUILTIN_PLUGINS = (
     "labelport_writers.rtstruct",
     "labelport_writers.dicomseg",
     "labelport_writers.images",
+    "labelport_writers.nnunet",
+    "labelport_writers.decathlon",
+    "labelport_writers.coco",
 )
 
 

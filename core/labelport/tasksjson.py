@@ -1,15 +1,15 @@
-"""tasks.json, written as tasks finish: one entry at a time to a temporary file, renamed when complete."""
+"""tasks.json: how an entry is encoded, and labelport's own project step that writes the file."""
 
 from __future__ import annotations
 
-import filecmp
 import json
-import os
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any
 
-from .outdir import move_into_place, scratch_file
+if TYPE_CHECKING:
+    from .context import ProjectContext
+    from .project import TaskEntries
 
-__all__ = ["TasksJsonWriter", "encode_entry"]
+__all__ = ["encode_entry", "write_tasks_json"]
 
 
 def encode_entry(entry: Any) -> str:
@@ -18,37 +18,12 @@ def encode_entry(entry: Any) -> str:
     return json.dumps(entry, indent=2, ensure_ascii=False, allow_nan=False)
 
 
-class TasksJsonWriter:
-    """Streams a JSON array formatted like ``json.dump(tasks, f, indent=2)``; memory stays flat."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._tmp = scratch_file(os.path.dirname(path) or ".", path)
-        self._file: IO[str] | None = open(self._tmp, "w", encoding="utf-8")  # noqa: SIM115
-        self.count = 0
-
-    def add_text(self, text: str) -> None:
-        """Append one entry already encoded by :func:`encode_entry`."""
-        assert self._file is not None, "tasks.json already closed"
-        self._file.write(("[\n" if self.count == 0 else ",\n") + "  " + text.replace("\n", "\n  "))
-        self.count += 1
-
-    def close(self) -> None:
-        """Finish the array and move it into place."""
-        if self._file is None:
-            return
-        self._file.write("\n]\n" if self.count else "[]\n")
-        self._file.close()
-        self._file = None
-        if os.path.isfile(self.path) and filecmp.cmp(self._tmp, self.path, shallow=False):
-            os.remove(self._tmp)  # unchanged: leave the file (and its time stamp) alone
-            return
-        move_into_place(self._tmp, self.path)
-
-    def abort(self) -> None:
-        """Drop the partial file; an earlier tasks.json at ``path`` stays as it was."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        if os.path.exists(self._tmp):
-            os.remove(self._tmp)
+def write_tasks_json(entries: TaskEntries, ctx: ProjectContext) -> None:
+    """``tasks.json``: a JSON array laid out like ``json.dump(entries, f, indent=2)``, streamed entry by entry
+    (memory stays flat in the number of tasks). Every writer root gets it, before the writer's own step."""
+    with ctx.create("tasks.json") as tmp, open(tmp, "w", encoding="utf-8") as f:
+        count = 0
+        for text in entries.texts():
+            f.write(("[\n" if count == 0 else ",\n") + "  " + text.replace("\n", "\n  "))
+            count += 1
+        f.write("\n]\n" if count else "[]\n")

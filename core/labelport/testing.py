@@ -13,7 +13,10 @@ twice, and checks that the writer:
 * references every file it wrote from its tasks.json entry, and every referenced file exists;
 * is deterministic (same bytes twice) unless its spec says otherwise;
 * keeps every field of the task record and every vector annotation;
-* keeps the geometry: any NIfTI it writes for a series has that series' affine and grid.
+* keeps the geometry: any NIfTI it writes for a series has that series' affine and grid;
+* stays equal to a clean export when exported again into the same folder: an unchanged re-run writes
+  nothing and changes no file, a filtered run leaves the output as a full one, and after a task leaves the
+  source the output equals a clean export of what is left (its ``project`` step's files included).
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ import numpy as np
 from .export import export
 from .plugins import Registry
 
-__all__ = ["check_writer", "make_contract_project", "output_files", "referenced_paths", "write_dicom_series"]
+__all__ = ["check_writer", "make_contract_project", "output_files", "project_files", "referenced_paths",
+           "write_dicom_series"]
 
 HOSTILE_TASK = "../../escape\x00me"
 HOSTILE_SERIES = "CON"
@@ -152,6 +156,15 @@ def output_files(root: str | os.PathLike[str]) -> list[str]:
                   and (rel := p.relative_to(root).as_posix()) != "tasks.json" and not rel.startswith(".labelport/"))
 
 
+def project_files(root: str | os.PathLike[str]) -> list[str]:
+    """The files the project steps of a writer root wrote in its last export (tasks.json included)."""
+    try:
+        manifest = json.loads((Path(root) / ".labelport" / "manifest.json").read_text(encoding="utf-8"))
+        return list(manifest.get("project", {}).get("files") or [])
+    except (OSError, ValueError):
+        return []
+
+
 def _tree(root: Path) -> dict[str, str]:
     return {rel: hashlib.sha256((root / rel).read_bytes()).hexdigest() for rel in output_files(root)}
 
@@ -194,12 +207,49 @@ def check_writer(
         for entry in entries:
             referenced |= referenced_paths(entry, out)
             _check_entry(name, entry, records[entry["taskId"]], out, source)
-        unreferenced = sorted(set(tree) - referenced)
+        unreferenced = sorted(set(tree) - referenced - set(project_files(out)))
         if unreferenced:
-            _fail(name, f"files not referenced from tasks.json: {unreferenced}")
-    if spec.deterministic and trees[0] != trees[1]:
-        differ = sorted(p for p in set(trees[0]) | set(trees[1]) if trees[0].get(p) != trees[1].get(p))
-        _fail(name, f"output differs between two runs: {differ}")
+            _fail(name, f"files not referenced from tasks.json nor written by its project step: {unreferenced}")
+    _same(name, spec.deterministic, trees[0], trees[1], "output differs between two runs")
+    _incremental(name, spec.deterministic, source, tmp, options, registry)
+
+
+def _same(name: str, exact: bool, got: dict[str, str], want: dict[str, str], what: str) -> None:
+    """The two trees hold the same files (with the same bytes when ``exact``)."""
+    differ = sorted(p for p in set(got) | set(want) if (got.get(p) != want.get(p) if exact else
+                                                          (p in got) != (p in want)))
+    if differ:
+        _fail(name, f"{what}: {differ}")
+
+
+def _incremental(name: str, exact: bool, source: Path, tmp: Path, options: Mapping[str, Any] | None,
+                 registry: Registry) -> None:
+    """Exporting again into the same folder always gives what a clean export gives."""
+    out = tmp / "out1"
+
+    def run(src: Path, into: Path, **kwargs: Any) -> Any:
+        report = export(src, into, [name], options={name: dict(options or {})}, registry=registry, **kwargs)
+        if not report.ok:
+            _fail(name, "export failed: " + "; ".join(map(str, report.failures)))
+        return report
+
+    full = _tree(out)
+    report = run(source, out)
+    if report.written[name] or _tree(out) != full:
+        _fail(name, "an unchanged re-run wrote again or changed files")
+    run(source, out, task_ids=["contract-b"], force=True)
+    _same(name, exact, _tree(out), full, "a filtered run changed the output of the whole project")
+    tasks_json = source / "tasks.json"
+    original = tasks_json.read_text(encoding="utf-8")
+    try:
+        tasks_json.write_text(json.dumps([t for t in json.loads(original) if t["taskId"] != "contract-b"]),
+                              encoding="utf-8")
+        run(source, out)
+        run(source, tmp / "out3")
+        _same(name, exact, _tree(out), _tree(tmp / "out3"), "after a task left the source, the output differs "
+                                                           "from a clean export")
+    finally:
+        tasks_json.write_text(original, encoding="utf-8")
 
 
 def _check_entry(name: str, entry: Mapping[str, Any], record: Mapping[str, Any], out: Path, source: Path) -> None:

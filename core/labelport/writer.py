@@ -14,13 +14,17 @@ from typing import TYPE_CHECKING, Any
 from .errors import OptionError, PluginError
 
 if TYPE_CHECKING:
-    from .context import WriterContext
+    from .context import ProjectContext, WriterContext
     from .model import Task
+    from .project import TaskEntries
 
-__all__ = ["NoOptions", "WriteFunction", "WriterSpec"]
+__all__ = ["NoOptions", "ProjectFunction", "WriteFunction", "WriterSpec"]
 
 #: ``write(task, ctx)`` writes the task's files through ``ctx`` and returns its tasks.json entry.
 WriteFunction = Callable[["Task", "WriterContext"], dict[str, Any]]
+#: ``project(entries, ctx)`` writes a writer's project-level files (``dataset.json``, ...) from the tasks.json
+#: entries of every task of its root, once per export (see :mod:`labelport.project`).
+ProjectFunction = Callable[["TaskEntries", "ProjectContext"], None]
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 _TRUE = {"1", "true", "yes", "on"}
@@ -77,7 +81,8 @@ class WriterSpec:
     ``Literal[...]``, ``X | None``) tell how ``--opt writer.key=value`` strings are converted. ``requires``
     names optional modules the writer imports; a missing one is reported by ``labelport writers``.
     ``deterministic`` is false for writers whose output legitimately differs between runs (new DICOM UIDs).
-    ``needs_images`` asks sources to provide image files.
+    ``needs_images`` asks sources to provide image files. ``project``, when given, runs once per export after
+    the tasks, with every task's entry (see :mod:`labelport.project`).
     """
 
     name: str
@@ -87,6 +92,7 @@ class WriterSpec:
     requires: tuple[str, ...] = ()
     deterministic: bool = True
     needs_images: bool = False
+    project: ProjectFunction | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -95,6 +101,8 @@ class WriterSpec:
             raise PluginError(f"writer {self.name!r}: description must be one non-empty line")
         if not callable(self.write):
             raise PluginError(f"writer {self.name!r}: write must be callable")
+        if self.project is not None and not callable(self.project):
+            raise PluginError(f"writer {self.name!r}: project must be callable or None")
         if not (isinstance(self.options, type) and dataclasses.is_dataclass(self.options)):
             raise PluginError(f"writer {self.name!r}: options must be a dataclass type")
         no_default = [f.name for f in dataclasses.fields(self.options)

@@ -65,15 +65,26 @@ def _save(ctx: labelport.WriterContext, path: str, image: Image.Image, level: in
     return path
 
 
+def slice_name(stem: str, k: int, count: int) -> str:
+    """The file name of slice ``k`` of ``count`` (``<stem>.png`` for a 2D series, else a zero-padded index)."""
+    if count == 1:
+        return f"{stem}.png"
+    return f"{stem}-{k:0{max(3, len(str(count - 1)))}d}.png"
+
+
+def save_slice(ctx: labelport.WriterContext, path: str, plane: np.ndarray, make: Any, level: int) -> str:
+    """Slice ``plane`` of a display-oriented volume (``volume[:, :, k]``) as a PNG at ``path``."""
+    import numpy as np
+
+    return _save(ctx, path, make(np.ascontiguousarray(plane.T)), level)
+
+
 def _slices(ctx: labelport.WriterContext, folder: str, stem: str, volume: np.ndarray, make: Any,
             level: int) -> list[str]:
     """One PNG per slice (or one for a 2D series) of an already display-oriented volume."""
-    import numpy as np
-    if volume.shape[2] == 1:
-        return [_save(ctx, f"{folder}/{stem}.png", make(np.ascontiguousarray(volume[:, :, 0].T)), level)]
-    width = max(3, len(str(volume.shape[2] - 1)))
-    return [_save(ctx, f"{folder}/{stem}-{k:0{width}d}.png", make(np.ascontiguousarray(volume[:, :, k].T)), level)
-            for k in range(volume.shape[2])]
+    count = volume.shape[2]
+    return [save_slice(ctx, f"{folder}/{slice_name(stem, k, count)}", volume[:, :, k], make, level)
+            for k in range(count)]
 
 
 def _binary(ctx: labelport.WriterContext, series: labelport.Series, affine: np.ndarray, record: dict[str, Any],
