@@ -29,10 +29,22 @@ def _annotations(out: Path) -> Any:
     return COCO(str(out / "annotations.json"))
 
 
-def test_every_instance_on_every_slice_comes_back_exact(tmp_path: Path, project: tuple[Path, Any]) -> None:
+@pytest.mark.parametrize("segmentation", ["rle", "polygon"])
+def test_every_instance_on_every_slice_comes_back_exact(tmp_path: Path, project: tuple[Path, Any],
+                                                        segmentation: str) -> None:
     root, truth = project
+    masks = truth["Case 001"]
+    masks[1][5:9, 6:10, 2] = False  # a hole in the Liver on slice 2
+    masks[1][0, 0, 3] = masks[1][1, 1, 3] = True  # pixels touching at a corner only
+    records = read_records(root)
+    path = root / records[0]["series"][0]["segmentations"]
+    img: Any = nib.load(str(path))
+    data = np.asarray(img.dataobj).copy()
+    data[5:9, 6:10, 2] = np.where(data[5:9, 6:10, 2] == 1, 0, data[5:9, 6:10, 2])
+    data[0, 0, 3] = data[1, 1, 3] = 1
+    nib.save(nib.Nifti1Image(data, img.affine, img.header), str(path))
     out = tmp_path / "coco"
-    report = labelport.export(root, out, "coco")
+    report = labelport.export(root, out, "coco", options={"coco": {"segmentation": segmentation}})
     assert report.ok, report.failures
     coco = _annotations(out)
     assert [(c["id"], c["name"]) for c in coco.loadCats(coco.getCatIds())] == [(1, "Liver"), (2, "Kidney"),
@@ -47,6 +59,7 @@ def test_every_instance_on_every_slice_comes_back_exact(tmp_path: Path, project:
         # the label map is stored RAS (i to the patient's left, j to posterior): an axial slice as a viewer shows
         # it has the patient's right on the left (column = i) and anterior at the top (row = j)
         expected = truth[task][n][:, :, k].T
+        assert isinstance(ann["segmentation"], dict if segmentation == "rle" else list)
         assert np.array_equal(coco.annToMask(ann).astype(bool), expected), (task, n, k)
         assert ann["category_id"] == class_of[TRAINING_CLASSES[n]] and ann["area"] == int(expected.sum())
         assert image["file_name"] == f"images/{task}/CT/CT-{k:03d}.png"

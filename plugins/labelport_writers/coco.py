@@ -3,16 +3,18 @@
 Every slice of a labelled series becomes a COCO image: ``images/<task>/<series>/<series>-<k>.png`` (8-bit
 grey; a 2D series gives ``<series>.png``), named, sliced and oriented exactly as the ``png`` writer names its
 label slices under ``segmentations/``, so the two writers' outputs pair up file for file. Each instance on
-each slice where it has voxels becomes an annotation whose ``segmentation`` is an exact RLE mask (overlap
-voxels included in every instance that covers them), with ``area``, ``bbox``, ``category_id`` (class id + 1)
-and ``iscrowd`` 0. Categories come from the taxonomy. Each image and annotation also says which task, series,
-slice and instance it comes from (``labelport``).
+each slice where it has voxels becomes an annotation whose ``segmentation`` is an exact RLE mask or, with
+``segmentation=polygon``, polygons along the pixel edges (a hole joined to its outline by a zero-area keyhole,
+so that pycocotools fills exactly the mask's pixels); overlap voxels are included in every instance that
+covers them. Annotations have ``area``, ``bbox``, ``category_id`` (class id + 1) and ``iscrowd`` 0.
+Categories come from the taxonomy. Each image and annotation also says which task, series, slice and instance
+it comes from (``labelport``).
 
 Each series lists its slice images in ``cocoImages``. Each task's images and annotations are written to
-``coco/<task>.json``; the project step joins them into
-``annotations.json``, numbering images and annotations in task order, so it always holds every task of the
-folder. Grey levels: CT in a soft-tissue window (level 40, width 400 HU) unless ``window=level,width`` is
-given; other modalities from the 0.5th to the 99.5th percentile of the series.
+``coco/<task>.json``; the project step joins them into ``annotations.json``, numbering images and annotations
+in task order, so it always holds every task of the folder. Grey levels: CT in a soft-tissue window (level 40,
+width 400 HU) unless ``window=level,width`` is given; other modalities from the 0.5th to the 99.5th percentile
+of the series.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ class Options:
     axis: Literal["axial", "coronal", "sagittal"] = "axial"
     #: "all" slices become images, or only those with a label ("labelled")
     slices: Literal["all", "labelled"] = "all"
+    #: "rle" masks, or "polygon": one outline per region along the pixel edges, holes joined by a keyhole
+    segmentation: Literal["rle", "polygon"] = "rle"
     #: grey window "level,width" (e.g. "40,400"); empty: automatic (see the module docstring)
     window: str = ""
     #: zlib level 0-9 of the PNG images
@@ -81,6 +85,12 @@ def _rle(mask: np.ndarray) -> dict[str, Any]:
     return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
+def _polygons(mask: np.ndarray) -> list[list[float]]:
+    """COCO polygons of a 2D mask: pixel-edge outlines (x, y), one per 4-connected region, each hole joined to
+    its outline by a zero-area keyhole, so that pycocotools fills exactly the mask's pixels."""
+    return [[float(v) for v in outline.ravel()] for outline in labelport.keyhole_outlines(mask)]
+
+
 def _series(ctx: labelport.WriterContext, task: labelport.Task, series: labelport.Series,
             opts: Options) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     import numpy as np
@@ -115,7 +125,8 @@ def _series(ctx: labelport.WriterContext, task: labelport.Task, series: labelpor
             rows, cols = np.nonzero(plane)
             segment = series.segments[n]
             annotations.append({
-                "image": path, "category_id": segment.class_id + 1, "iscrowd": 0, "segmentation": _rle(plane),
+                "image": path, "category_id": segment.class_id + 1, "iscrowd": 0,
+                "segmentation": _rle(plane) if opts.segmentation == "rle" else _polygons(plane),
                 "area": int(plane.sum()), "bbox": [int(cols.min()), int(rows.min()), int(cols.max() - cols.min() + 1),
                                                    int(rows.max() - rows.min() + 1)],
                 "labelport": {**origin, "slice": k, "instance": n, "labelId": segment.label_id}})
