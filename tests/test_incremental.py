@@ -49,6 +49,19 @@ def test_rerun_with_nothing_changed_rewrites_nothing(demo: Path, tmp_path: Path)
         assert _changed(before[w], _state(out / w)) == set()
 
 
+def test_spelling_the_source_another_way_rewrites_nothing(demo: Path, tmp_path: Path, monkeypatch: Any) -> None:
+    import shutil
+
+    source = tmp_path / "project"
+    shutil.copytree(demo, source)
+    out = tmp_path / "o"
+    monkeypatch.chdir(tmp_path)
+    first = labelport.export("project", out, "nifti")
+    assert first.written["nifti"] >= 3
+    for spelling in (str(source), "./project/", f"{tmp_path}/project/../project"):
+        assert labelport.export(spelling, out, "nifti").written == {"nifti": 0}, spelling
+
+
 def test_changing_one_label_map_rewrites_exactly_that_task(demo: Path, tmp_path: Path) -> None:
     out = tmp_path / "o"
     labelport.export(demo, out, ["semantic-nifti"])

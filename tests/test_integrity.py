@@ -145,6 +145,22 @@ def test_unknown_labels_checked_again_on_a_rerun(tmp_path: Path) -> None:
     assert [t["name"] for t in _tasks(out)] == ["b"] and not (out / "segmentations" / "a").exists()
 
 
+@pytest.mark.parametrize(("values", "unknown"), [((1, 2, 4), [4]), ((1, 3), [3]), ((1, -2), [-2]), ((1, 2), [])])
+def test_every_unknown_label_value_is_found(tmp_path: Path, values: tuple[int, ...], unknown: list[int]) -> None:
+    """The check reads the largest value first and scans for values only when 0..max are not all known: gaps,
+    values past the ids and negative values must all still be found."""
+    src = tiny_export(tmp_path / "src", ["a"])
+    data = np.zeros(SHAPE, np.int16)
+    for n, value in enumerate(values):
+        data[n, 0, 0] = value
+    write_label_map(src / "segmentations" / "task-0000" / "CT.nii.gz", data)
+    report = labelport.export(src, tmp_path / "out", ["nifti"])
+    if unknown:
+        assert len(report.failures) == 1 and f"value(s) {', '.join(map(str, unknown))} " in report.failures[0].message
+    else:
+        assert report.ok, report.failures
+
+
 def test_every_writer_option_and_version_is_in_the_fingerprint(tmp_path: Path) -> None:
     src = tiny_export(tmp_path / "src", ["a"])
     out = tmp_path / "out"

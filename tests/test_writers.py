@@ -11,6 +11,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from cases import write_label_map, write_records
 from PIL import Image
 
 import labelport
@@ -380,3 +381,34 @@ def test_mhd(project: Path, tmp_path: Path) -> None:
         assert np.allclose(image.TransformIndexToPhysicalPoint(corner), same.TransformIndexToPhysicalPoint(corner),
                            atol=1e-3)
         assert dst["segmentMap"] == {k: {**v, "mask": header} for k, v in src["segmentMap"].items()}
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int32"])
+def test_mhd_header_is_the_one_itk_writes(tmp_path: Path, dtype: str) -> None:
+    """Our MetaImage, written without ITK, against SimpleITK writing the same array and geometry (an oblique,
+    flipped grid): the same header apart from the compressed size, the same voxels and geometry when read."""
+    from labelport_writers.mhd import itk_geometry, mhd_header
+
+    c, s = np.cos(np.radians(20)), np.sin(np.radians(20))
+    affine = np.array([[-0.8 * c, 0.9 * s, 0, 12.5], [-0.8 * s, -0.9 * c, 0, -3.25], [0, 0, -2.5, 40], [0, 0, 0, 1]])
+    array = np.random.default_rng(3).integers(0, 7, (9, 8, 5)).astype(dtype)
+    image = sitk.GetImageFromArray(array.T)
+    spacing, origin, direction = itk_geometry(affine)
+    image.SetSpacing(spacing)
+    image.SetOrigin(origin)
+    image.SetDirection(direction)
+    sitk.WriteImage(image, str(tmp_path / "itk.mhd"), useCompression=True)
+    theirs = (tmp_path / "itk.mhd").read_text().splitlines()
+    ours = mhd_header(array.shape, array.dtype, affine, "itk.zraw", 123).splitlines()
+    assert [line for line in ours if not line.startswith("CompressedDataSize")] == \
+        [line for line in theirs if not line.startswith("CompressedDataSize")]
+    src = tmp_path / "src"
+    write_label_map(src / "segmentations" / "a.nii.gz", array, affine)
+    write_records(src, [{"taskId": "t", "name": "t", "series": [{"name": "S", "segmentations": "segmentations/a.nii.gz",
+                                                                "segmentMap": {"1": {"category": "Liver"}}}]}])
+    report = labelport.export(src, tmp_path / "out", "mhd", unknown_labels="warn")
+    assert report.ok, report.failures
+    back = sitk.ReadImage(str(tmp_path / "out" / "segmentations" / "t" / "S.mhd"))
+    assert np.array_equal(sitk.GetArrayFromImage(back).T, array) and sitk.GetArrayFromImage(back).dtype == dtype
+    for get in ("GetOrigin", "GetSpacing", "GetDirection"):
+        assert np.allclose(getattr(back, get)(), getattr(image, get)(), atol=1e-9), get

@@ -396,6 +396,7 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
     runner = _Runner(workers, timeout, src, chosen, roots, settings)
     # reference mode: items are paths from each writer root to the source, so where the roots are counts
     where = {n: os.path.abspath(r) if settings.images == "reference" else "" for n, r in roots.items()}
+    base = str(src.root) if isinstance(src, LocalExport) else None  # however SOURCE was spelled
     if src.uses_threads:
         runner.start()  # fork and running threads do not mix
     pending: dict[int, _Slot] = {}
@@ -420,7 +421,7 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
                 folder = folders.take(key, name, fallback)
                 labels, images = src.input_files(ref)
                 inputs = input_digest(ref.record, labels + images, __version__,
-                                      steady=set(images) if settings.images == "link" else ())
+                                      steady=set(images) if settings.images == "link" else (), base=base)
                 fps = {info.name: fingerprint(inputs, info.name, opts, folder, taxonomy, settings, where[info.name],
                                               versions[info.name]) for info, opts in chosen}
             except Exception as exc:  # a record too malformed to even look at: this task fails, by name

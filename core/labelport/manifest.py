@@ -25,20 +25,23 @@ __all__ = ["Manifest", "existing_files", "fingerprint", "input_digest"]
 
 
 
-def input_digest(record: Any, files: Iterable[str], version: str, steady: Collection[str] = ()) -> str:
+def input_digest(record: Any, files: Iterable[str], version: str, steady: Collection[str] = (),
+                 base: str | None = None) -> str:
     """A digest of a task's inputs: its record and, for each of its files, the size, the modification time,
     the inode and the change time (which no tool can set back, so a file replaced by another of the same size
     and modification time, as ``cp -p`` or a restore makes it, still counts as changed). The ``steady`` files
-    are judged without their change time: every hard link made to a file changes it."""
+    are judged without their change time: every hard link made to a file changes it. Files are named
+    relative to ``base`` (the source folder), so that the digest does not depend on how its path was typed."""
     digest = hashlib.blake2b(digest_size=16)
     digest.update(json.dumps([record, version], sort_keys=True, default=str, allow_nan=True).encode())
     for path in files:
+        name = os.path.relpath(path, base) if base is not None else path
         try:
             stat = os.stat(path)
             changed = 0 if path in steady else stat.st_ctime_ns
-            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ino}\0{changed}\n".encode())
+            digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ino}\0{changed}\n".encode())
         except OSError:
-            digest.update(f"{path}\0missing\n".encode())
+            digest.update(f"{name}\0missing\n".encode())
     return digest.hexdigest()
 
 

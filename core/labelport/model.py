@@ -277,6 +277,11 @@ class Series:
         if self.label_map is None:
             return []
         known = set(self.segments) | set(self.overlap_groups) | {0}
+        array = self.label_map.array
+        top = int(array.max()) if array.size else 0  # one fast pass: when 0..top are all known, nothing is unknown
+        signed = array.dtype.kind == "i" and array.size and int(array.min()) < 0
+        if not signed and top < len(known) and known.issuperset(range(top + 1)):
+            return []
         return [int(v) for v in self.label_map.values if int(v) not in known]
 
     def check_grid(self) -> None:

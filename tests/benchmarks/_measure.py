@@ -16,7 +16,7 @@ SDK_BASELINE = SHARED_BENCH / "sdk_baseline.py"
 
 CHILD = """
 import json, resource, sys, time
-import labelport, fastremap, scipy.ndimage  # imports are not timed, as in sdk_baseline.py
+import labelport, labelport.niftiio, fastremap, scipy.ndimage  # imports are not timed, as in sdk_baseline.py
 if "mhd" in sys.argv[3]:
     import SimpleITK
 if "dicom-seg" in sys.argv[3]:

@@ -82,12 +82,12 @@ def main() -> None:
                     results.setdefault((kind, workers), []).append(epoch(kind, nifti, workers))
         print(f"Dataset over {args.tasks} NIfTI image/label pairs of {'x'.join(map(str, args.shape))}, batch size 1, "
               f"median of {args.rounds}")
-        print(f"{'':24}{'first batch':>12}{'epoch':>10}{'items/s':>10}")
+        print(f"{'':34}{'first batch':>12}{'epoch':>10}{'items/s':>10}")
         for (kind, workers), runs in results.items():
             first = statistics.median(r["first"] for r in runs)
             total = statistics.median(r["total"] for r in runs)
             name = f"{'labelport.Dataset' if kind == 'labelport' else 'monai Dataset'}, {workers} workers"
-            print(f"{name:24}{first:>11.3f}s{total:>9.2f}s{runs[0]['items'] / total:>10.1f}")
+            print(f"{name:34}{first:>11.3f}s{total:>9.2f}s{runs[0]['items'] / total:>10.1f}")
 
         big = make_case(Path(tmp) / "big", "--shape", *map(str, args.big), "--overlap")
         started = time.perf_counter()

@@ -32,7 +32,7 @@ PAIRS = [
     ("nifti", {}, None),
     ("overlapping", {}, None),
 ]
-TARGETS = {"semantic": 3.0, "binary": 3.0, "semantic_binary": 3.0, "rtstruct": 3.0}
+TARGETS = {"semantic": 3.0, "binary": 3.0, "semantic_binary": 3.0, "rtstruct": 3.0, "mhd": 3.0}
 MEMORY_TARGETS = {"rtstruct": 1 / 3}  # peak memory at most this fraction of the SDK's (1.0 elsewhere)
 
 
@@ -40,8 +40,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shape", type=int, nargs=3, default=[512, 512, 200])
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--writers", nargs="*", help="only these labelport writers (default: all)")
     args = ap.parse_args()
-    steps = sorted({s for _, _, s in PAIRS if s} | {"png_slice"})
+    pairs = [p for p in PAIRS if not args.writers or p[0] in args.writers]
+    steps = sorted({s for _, _, s in pairs if s} | {"png_slice"})
     verdicts = []
     with tempfile.TemporaryDirectory(prefix="labelport-bench-") as tmp:
         for overlap in (False, True):
@@ -53,7 +55,7 @@ def main() -> None:
                   f"(median of {args.repeat}; SDK png_slice, one slice: {base['png_slice']['seconds']:.3f} s)")
             print(f"{'labelport writer':<28}{'s':>7}{'MB':>7}   {'SDK step':<16}{'s':>7}{'MB':>7}"
                   f"{'speedup':>9}{'memory':>8}")
-            for writer, options, step in PAIRS:
+            for writer, options, step in pairs:
                 label = writer + "".join(f" {k}={v}" for k, v in options.items())
                 mine = measure(case, Path(tmp) / f"{name}-{writer}-{len(options)}", [writer], {writer: options},
                                args.repeat)
