@@ -12,7 +12,16 @@ from typing import Any
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from cases import TAXONOMY, lowest_classes, read_records, write_records
+from cases import (
+    TAXONOMY,
+    TRAINING_CLASSES,
+    lowest_classes,
+    overlapped,
+    read_records,
+    training_masks,
+    write_label_map,
+    write_records,
+)
 from cases import TRAINING_SHAPE as SHAPE
 from cases import class_masks as _class_masks
 from cases import training_project as _project
@@ -193,3 +202,30 @@ def test_one_case_per_series_for_series_on_different_grids(tmp_path: Path) -> No
         classes = _class_masks(truth[source])
         for name, path in zip(names, found["cases"][case]["masks"]):
             assert np.array_equal(np.load(path).transpose(2, 1, 0), classes.get(name, np.zeros(SHAPE, bool)))
+
+
+def test_label_maps_of_several_series_make_one_case(tmp_path: Path) -> None:
+    """Two series on one grid, each with its own label map: two channels, and each class is the union of its
+    instances in both label maps (overlaps between the maps become region values too)."""
+    root, truth = _project(tmp_path / "src", ["Case 001"])
+    records = read_records(root)
+    second = training_masks(3)
+    labels, groups = overlapped(second)
+    source = records[0]["series"][0]
+    affine = next(iter(labelport.open_source(root))).series[0].label_map.affine
+    write_label_map(root / "segmentations" / "second.nii.gz", labels, affine)
+    seg_map = {str(n): {"id": f"second-{n}", "category": TRAINING_CLASSES[n],
+                        **({"overlappingGroups": groups[n]} if groups[n] else {})} for n in second}
+    records[0]["series"].append({**source, "name": "CT again", "segmentations": "segmentations/second.nii.gz",
+                                 "segmentMap": seg_map})
+    write_records(root, records)
+    out = tmp_path / "Dataset005_Two"
+    assert labelport.export(root, out, "nnunet").ok
+    assert json.loads((out / "dataset.json").read_text())["channel_names"] == {"0": "CT", "1": "CT again"}
+    found = nnunet(out)
+    assert found["ok"], found["output"][-3000:]
+    first, other = _class_masks(truth["Case 001"]), _class_masks(second)
+    names = [c["category"] for c in sorted(TAXONOMY["objectTypes"], key=lambda c: c["classId"])]
+    for name, path in zip(names, found["cases"]["Case 001"]["masks"]):
+        expected = first.get(name, np.zeros(SHAPE, bool)) | other.get(name, np.zeros(SHAPE, bool))
+        assert np.array_equal(np.load(path).transpose(2, 1, 0), expected), name

@@ -110,50 +110,71 @@ def _value_dtype(top: int) -> type:
     return next(t for t in (np.uint8, np.uint16, np.uint32) if top <= np.iinfo(t).max)
 
 
-def _lookup(array: np.ndarray, table: dict[int, int], dtype: type, out: np.ndarray | None = None) -> np.ndarray:
-    """``table[v]`` (0 for values it lacks) for each voxel value ``v``; OR-ed into ``out`` when given. Works
-    through a lookup table slab by slab, since numpy indexes through an 8-byte copy of the indices."""
+def _lookup(array: np.ndarray, table: dict[int, int], dtype: type, out: np.ndarray | None = None,
+            box: tuple[slice, ...] | None = None) -> np.ndarray:
+    """``table[v]`` (0 for values it lacks) for each voxel value ``v`` inside ``box`` (0 outside); OR-ed into
+    ``out`` when given. Works through a lookup table slab by slab, since numpy indexes through an 8-byte copy
+    of the indices."""
     out = np.zeros(array.shape, dtype=dtype, order="F") if out is None else out
-    top = int(array.max()) if array.size else 0
+    box = box or tuple(slice(0, n) for n in array.shape)
+    crop, target = array[box], out[box]
+    top = int(crop.max()) if crop.size else 0
     if top >= 1 << 22:  # sparse huge values: through the distinct values instead of a table
-        values, inverse = np.unique(array, return_inverse=True)
+        values, inverse = np.unique(crop, return_inverse=True)
         mapped: np.ndarray = np.array([table.get(int(v), 0) for v in values], dtype=dtype)
-        out |= mapped[inverse].reshape(array.shape)
+        target |= mapped[inverse].reshape(crop.shape)
         return out
     lut: np.ndarray = np.zeros(top + 1, dtype=dtype)
-    for value, target in table.items():
+    for value, mapped_to in table.items():
         if 0 <= value <= top:
-            lut[value] = target
-    step = max(1, (1 << 20) // max(1, array.shape[0] * array.shape[1]))
-    for k in range(0, array.shape[2], step):
-        out[:, :, k:k + step] |= lut[array[:, :, k:k + step]]
+            lut[value] = mapped_to
+    step = max(1, (1 << 20) // max(1, crop.shape[0] * crop.shape[1]))
+    for k in range(0, crop.shape[2], step):
+        target[:, :, k:k + step] |= lut[crop[:, :, k:k + step]]
     return out
 
 
-def class_array(labelled: Iterable[tuple[labelport.Series, np.ndarray]], shape: Sequence[int],
+def _union(boxes: list[tuple[slice, ...]]) -> tuple[slice, ...] | None:
+    if not boxes:
+        return None
+    return tuple(slice(min(b[a].start for b in boxes), max(b[a].stop for b in boxes)) for a in range(3))
+
+
+def class_array(labelled: Sequence[tuple[labelport.Series, np.ndarray]], shape: Sequence[int],
                 taxonomy: labelport.Taxonomy, overlap: Overlap) -> np.ndarray:
-    """The class label array of label arrays already on one grid (see the module docstring)."""
+    """The class label array of label arrays already on one grid (see the module docstring). Only the box
+    around their labelled voxels is scanned; one label map goes through one lookup table."""
     import fastremap
 
     order = {c.class_id: n for n, c in enumerate(sorted(taxonomy.categories, key=lambda c: c.class_id), 1)}
     count = len(order)
     if count > _MAX_BITS:
         raise labelport.WriterError(f"{count} classes: at most {_MAX_BITS} are supported")
+
+    def value(bits: int) -> int:
+        classes = [c for c in range(1, count + 1) if bits >> (c - 1) & 1]
+        if overlap == "regions":
+            return combination_value(classes, count)
+        return classes[-1] if overlap == "highest" else classes[0]
+
+    found: list[tuple[labelport.Series, np.ndarray, tuple[slice, ...]]] = []
+    for series, labels in labelled:
+        extent = labelport.LabelViews(series, labels).extent
+        if extent is not None:
+            found.append((series, labels, extent))
+    box = _union([b for _, _, b in found])
+    if box is None:
+        return np.zeros(tuple(shape), dtype=np.uint8, order="F")
+    if len(found) == 1:  # the usual case: label values straight to class values
+        series, labels, _ = found[0]
+        table = {v: value(b) for v, b in _class_bits(series, order).items() if b}
+        return _lookup(labels, table, _value_dtype(max(table.values(), default=0)), box=box)
     dtype = _bits_dtype(count)
     bits: np.ndarray = np.zeros(tuple(shape), dtype=dtype, order="F")
-    for series, labels in labelled:
-        lookup = _class_bits(series, order)
-        if lookup:
-            _lookup(labels, lookup, dtype, bits)
-    found = [int(b) for b in fastremap.unique(bits) if b]
-    mapping = {0: 0}
-    for b in found:
-        classes = [c for c in range(1, count + 1) if b >> (c - 1) & 1]
-        if overlap == "regions":
-            mapping[b] = combination_value(classes, count)
-        else:
-            mapping[b] = classes[-1] if overlap == "highest" else classes[0]
-    return _lookup(bits, mapping, _value_dtype(max(mapping.values())))
+    for series, labels, own in found:
+        _lookup(labels, _class_bits(series, order), dtype, bits, own)
+    mapping = {int(b): value(int(b)) for b in fastremap.unique(bits[box]) if b}
+    return _lookup(bits, mapping, _value_dtype(max(mapping.values(), default=0)), box=box)
 
 
 def _on_grid(series: labelport.Series, array: np.ndarray, affine: np.ndarray, ref: labelport.Series,
