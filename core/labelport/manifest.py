@@ -30,12 +30,14 @@ def input_digest(record: Any, files: Iterable[str], version: str, steady: Collec
     """A digest of a task's inputs: its record and, for each of its files, the size, the modification time,
     the inode and the change time (which no tool can set back, so a file replaced by another of the same size
     and modification time, as ``cp -p`` or a restore makes it, still counts as changed). The ``steady`` files
-    are judged without their change time: every hard link made to a file changes it. Files are named
-    relative to ``base`` (the source folder), so that the digest does not depend on how its path was typed."""
+    are judged without their change time: every hard link made to a file changes it. Files under ``base`` (the
+    source folder, as its files' paths spell it) are named relative to it, so that the digest does not depend
+    on how its path was typed."""
     digest = hashlib.blake2b(digest_size=16)
     digest.update(json.dumps([record, version], sort_keys=True, default=str, allow_nan=True).encode())
+    prefix = None if base is None else os.path.join(base, "")
     for path in files:
-        name = os.path.relpath(path, base) if base is not None else path
+        name = path[len(prefix):] if prefix is not None and path.startswith(prefix) else path
         try:
             stat = os.stat(path)
             changed = 0 if path in steady else stat.st_ctime_ns

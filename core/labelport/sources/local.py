@@ -62,8 +62,10 @@ class LocalExport(Source):
     ) -> None:
         self.root = Path(root)
         self._root, self._parent = str(self.root), str(self.root.parent)
+        self._root_slash, self._parent_slash = os.path.join(self._root, ""), os.path.join(self._parent, "")
         self._real_root = os.path.realpath(self.root)
         self._folders: dict[str, bool] = {}  # folder -> whether it resolves inside the export folder
+        self._files: dict[str, frozenset[str]] = {}  # folder -> the names of its files (see _isfile)
         self.allow_outside_paths = allow_outside_paths
         self.filter = task_filter or TaskFilter()
         self.warnings = []
@@ -80,7 +82,7 @@ class LocalExport(Source):
     def __getstate__(self) -> dict[str, Any]:
         """Worker processes open tasks from their records: the full record list stays here."""
         state = dict(self.__dict__)
-        state["_records"] = []
+        state["_records"], state["_files"] = [], {}
         return state
 
     def _taxonomy(self, path: Path | None) -> Taxonomy:
@@ -145,23 +147,36 @@ class LocalExport(Source):
         """A tasks.json path on disk (see the class docstring), or None. Unless ``allow_outside_paths``, a path
         must lead to a file inside the export folder: one that leaves it (an absolute path elsewhere, ``..``,
         a symbolic link) is refused before anything is read, and the error does not say whether it exists."""
-        if os.path.isabs(path) or ".." in path.replace("\\", "/").split("/"):
-            candidates = [path] if os.path.isabs(path) else [os.path.join(self._root, path),
-                                                             os.path.join(self._parent, path)]
+        absolute = os.path.isabs(path)
+        if absolute or (".." in path and ".." in path.replace("\\", "/").split("/")):
+            candidates = [path] if absolute else [os.path.join(self._root, path), os.path.join(self._parent, path)]
             if not self.allow_outside_paths and not any(self._within(c) for c in candidates):
                 raise self._outside(path)
-        first = path if os.path.isabs(path) else os.path.join(self._root, path)
-        if os.path.isfile(first):  # the usual case, checked first: this runs for every image of every task
+        first = path if absolute else self._root_slash + path
+        if self._isfile(first):  # the usual case, checked first: this runs for every image of every task
             return self._checked(first, path)
-        candidates = [] if os.path.isabs(path) else [os.path.join(self._parent, path)]
+        candidates = [] if absolute else [self._parent_slash + path]
         parts = path.replace("\\", "/").split("/")
         for top in ("segmentations", "images"):
             if top in parts:
-                candidates.append(os.path.join(self._root, *parts[parts.index(top):]))
+                candidates.append(self._root_slash + os.sep.join(parts[parts.index(top):]))
         for candidate in candidates:
-            if os.path.isfile(candidate):
+            if candidate != first and self._isfile(candidate):
                 return self._checked(candidate, path)
         return None
+
+    def _isfile(self, path: str) -> bool:
+        """``os.path.isfile``, from one listing per folder (a task's images share a folder: one ``scandir``
+        instead of a ``stat`` per image, and nothing per missing image)."""
+        folder, _, name = path.rpartition(os.sep)
+        files = self._files.get(folder)
+        if files is None:
+            try:
+                with os.scandir(folder or ".") as entries:
+                    files = self._files[folder] = frozenset(e.name for e in entries if e.is_file())
+            except OSError:  # no such folder, or not a folder, or not readable: as isfile says
+                files = self._files[folder] = frozenset()
+        return name in files
 
     def _within(self, path: str) -> bool:
         return os.path.realpath(path).startswith(self._real_root + os.sep)
