@@ -25,6 +25,16 @@ __all__ = ["Manifest", "existing_files", "fingerprint", "input_digest"]
 
 
 
+def _encode(value: Any) -> bytes:
+    """Canonical JSON (keys sorted) of a record, fast; what msgspec cannot encode falls back to ``json``."""
+    import msgspec
+
+    try:
+        return msgspec.json.encode(value, order="sorted")
+    except (TypeError, ValueError, OverflowError, msgspec.EncodeError):
+        return json.dumps(value, sort_keys=True, default=str, allow_nan=True).encode()
+
+
 def input_digest(record: Any, files: Iterable[str], version: str, steady: Collection[str] = (),
                  base: str | None = None) -> str:
     """A digest of a task's inputs: its record and, for each of its files, the size, the modification time,
@@ -34,7 +44,7 @@ def input_digest(record: Any, files: Iterable[str], version: str, steady: Collec
     source folder, as its files' paths spell it) are named relative to it, so that the digest does not depend
     on how its path was typed."""
     digest = hashlib.blake2b(digest_size=16)
-    digest.update(json.dumps([record, version], sort_keys=True, default=str, allow_nan=True).encode())
+    digest.update(_encode([record, version]))
     prefix = None if base is None else os.path.join(base, "")
     for path in files:
         name = path[len(prefix):] if prefix is not None and path.startswith(prefix) else path

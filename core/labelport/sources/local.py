@@ -65,7 +65,7 @@ class LocalExport(Source):
         self._root_slash, self._parent_slash = os.path.join(self._root, ""), os.path.join(self._parent, "")
         self._real_root = os.path.realpath(self.root)
         self._folders: dict[str, bool] = {}  # folder -> whether it resolves inside the export folder
-        self._files: dict[str, frozenset[str]] = {}  # folder -> the names of its files (see _isfile)
+        self._files: dict[str, dict[str, bool]] = {}  # folder -> its files (see _listing)
         self.allow_outside_paths = allow_outside_paths
         self.filter = task_filter or TaskFilter()
         self.warnings = []
@@ -169,14 +169,19 @@ class LocalExport(Source):
         """``os.path.isfile``, from one listing per folder (a task's images share a folder: one ``scandir``
         instead of a ``stat`` per image, and nothing per missing image)."""
         folder, _, name = path.rpartition(os.sep)
+        return name in self._listing(folder)
+
+    def _listing(self, folder: str) -> dict[str, bool]:
+        """The files of a folder, each with whether it is a symbolic link (from the directory entries)."""
         files = self._files.get(folder)
         if files is None:
             try:
                 with os.scandir(folder or ".") as entries:
-                    files = self._files[folder] = frozenset(e.name for e in entries if e.is_file())
+                    files = {e.name: e.is_symlink() for e in entries if e.is_file()}
             except OSError:  # no such folder, or not a folder, or not readable: as isfile says
-                files = self._files[folder] = frozenset()
-        return name in files
+                files = {}
+            self._files[folder] = files
+        return files
 
     def _within(self, path: str) -> bool:
         return os.path.realpath(path).startswith(self._real_root + os.sep)
@@ -189,12 +194,12 @@ class LocalExport(Source):
         """``found``, after checking that it resolves inside the export folder (folders resolved once each)."""
         if self.allow_outside_paths:
             return found
-        folder = os.path.dirname(found)
+        folder, _, name = found.rpartition(os.sep)
         inside = self._folders.get(folder)
         if inside is None:
             real = os.path.realpath(folder)
             inside = self._folders[folder] = real == self._real_root or real.startswith(self._real_root + os.sep)
-        if not inside or (os.path.islink(found) and not self._within(found)):
+        if not inside or (self._listing(folder).get(name, True) and not self._within(found)):
             raise self._outside(path)
         return found
 
