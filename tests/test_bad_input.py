@@ -42,7 +42,7 @@ def test_missing_tasks_json(tmp_path: Path) -> None:
 
 def test_missing_folder(tmp_path: Path) -> None:
     result = _run("export", str(tmp_path / "nope"), "-o", str(tmp_path / "o"), "--writer", "nifti")
-    assert result.exit_code == 1 and "export folder not found" in result.output
+    assert result.exit_code == 2 and "export folder not found" in result.output  # a wrong command line
 
 
 def test_malformed_tasks_json(demo: Path, tmp_path: Path) -> None:

@@ -59,10 +59,33 @@ def test_option_errors(demo: Path, tmp_path: Path) -> None:
     for opt, message in [("nifti", "expected WRITER.KEY=VALUE"), ("nifti.level=1", "has no option 'level'"),
                          ("nifti.compresslevel=fast", "expected int")]:
         run = _run("export", str(demo), "-o", str(tmp_path / "o"), "--writer", "nifti", "--opt", opt)
-        assert run.returncode == 1 and message in run.stderr, run.stderr
+        assert run.returncode == 2 and message in run.stderr, run.stderr
         assert run.stderr.startswith("error: ") and "Traceback" not in run.stderr
     run = _run("export", str(demo), "-o", str(tmp_path / "o"), "--writer", "nope")
-    assert run.returncode == 1 and "unknown writer 'nope'" in run.stderr
+    assert run.returncode == 2 and "unknown writer 'nope'" in run.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--writer", "nifty"], "unknown writer 'nifty' (did you mean 'nifti'?)"),
+    (["--writer", "nifti", "--opt", "nifti.compreslevel=1"],
+     "no option 'compreslevel' (did you mean 'compresslevel'?)"),
+    (["--writer", "nifti", "--stage", "review_1"], "no task is in stage 'review_1' (did you mean 'Review_1'?)"),
+    (["--writer", "nifti", "--stage", "Reveiw_1"], "(the stages: END, Review_1)"),
+])
+def test_typos_are_usage_errors_with_a_suggestion(demo: Path, tmp_path: Path, args: list[str], message: str) -> None:
+    run = _run("export", str(demo), "-o", str(tmp_path / "o"), *args)
+    assert run.returncode == 2 and message in run.stderr, run.stderr
+    assert not (tmp_path / "o").exists(), "nothing is written for a wrong command line"
+
+
+def test_exit_codes_and_flags_anywhere(demo: Path, tmp_path: Path) -> None:
+    both = _run("export", str(demo), "-o", str(tmp_path / "two"), "--writer", "nifti,png", "--debug")
+    assert both.returncode == 0 and {p.name for p in (tmp_path / "two").iterdir()} >= {"nifti", "png"}
+    quiet = _run("-q", "export", str(demo), "-o", str(tmp_path / "q"), "--writer", "nifti")
+    assert quiet.returncode == 0 and quiet.stdout == quiet.stderr == ""
+    (demo / "segmentations/Patient 001/CT.nii.gz").write_bytes(b"\x1f\x8b broken")
+    failed = _run("export", str(demo), "-o", str(tmp_path / "f"), "--writer", "nifti", "--debug")
+    assert failed.returncode == 1 and "Traceback" in failed.stderr, "--debug after the command shows tracebacks"
 
 
 def test_debug_shows_tracebacks(demo: Path, tmp_path: Path) -> None:

@@ -216,7 +216,7 @@ def test_command_line(served: tuple[Emulator, Path, Project], tmp_path: Path) ->
     since = _cli(*args[:-2], "--since", "2025-03-03T10:30:00Z", "-o", str(tmp_path / "s"), env=env)
     assert since.exit_code == 0 and "nifti: 2 written" in since.output
     local = _cli("export", str(demo), "-o", str(tmp_path / "x"), "-w", "nifti", "--since", "x")
-    assert local.exit_code == 1 and "--since, --api-url, --profile and --ca-bundle are for redbrick:" in local.output
+    assert local.exit_code == 2 and "--since, --api-url, --profile and --ca-bundle are for redbrick:" in local.output
 
 
 def test_parallel_export_through_the_api(served: tuple[Emulator, Path, Project], tmp_path: Path) -> None:

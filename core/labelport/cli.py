@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from ._version import __version__
-from .errors import LabelportError, OptionError
+from .errors import LabelportError, OptionError, PluginError
 from .export import ExportReport, export
 from .plugins import Registry
 from .sources import REDBRICK_PREFIX, TaskFilter, redbrick_project
@@ -59,13 +59,48 @@ def _parse_opts(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
     return options
 
 
+#: exit codes: 1 when the command ran and something failed (tasks, unreadable input), 2 when the command line is
+#: wrong (as click's own usage errors), 130 when interrupted (Ctrl-C or SIGTERM)
+FAILED, USAGE, INTERRUPTED = 1, 2, 130
+
+
+def _debug_option(command: Any) -> Any:
+    """``--debug`` on the group and on every command, so that it works before or after the command name."""
+
+    def remember(ctx: click.Context, _: Any, value: bool) -> bool:
+        if value:
+            ctx.ensure_object(dict)["debug"] = True
+            root = ctx.find_root()
+            root.ensure_object(dict)["debug"] = True
+            logging.getLogger().setLevel(logging.DEBUG)
+        return value
+
+    return click.option("--debug", is_flag=True, expose_value=False, callback=remember, is_eager=True,
+                        help="Show tracebacks (a writer's too) and debug logging.")(command)
+
+
+def _quiet_option(command: Any) -> Any:
+    def remember(ctx: click.Context, _: Any, value: bool) -> bool:
+        if value:
+            ctx.find_root().ensure_object(dict)["quiet"] = True
+        return value
+
+    return click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=remember,
+                        help="No progress bar and no summary unless something failed.")(command)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="labelport")
-@click.option("--debug", is_flag=True, help="Show tracebacks and debug logging.")
+@_debug_option
+@_quiet_option
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
-    """Export medical-imaging annotation projects (RedBrick AI style) through writer plugins."""
-    ctx.obj = {"debug": debug}
+def cli(ctx: click.Context) -> None:
+    """Export medical-imaging annotation projects (RedBrick AI style) through writer plugins.
+
+    Exit codes: 0 done, 1 something failed (a task, unreadable input), 2 wrong command line, 130 interrupted.
+    """
+    ctx.ensure_object(dict).setdefault("debug", False)
+    debug = ctx.obj["debug"]
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(message)s")
     logging.getLogger("nibabel.global").propagate = False  # nibabel prints its warnings itself: once is enough
     quiet_library_logs()
@@ -124,14 +159,15 @@ def _open_project(location: str, **kwargs: Any) -> Any:
               help="Memory one task's label maps may take (e.g. 512MiB, 8GiB; 0 for no limit).")
 @click.option("--allow-outside-paths", is_flag=True,
               help="Read paths in tasks.json that lead outside SOURCE (only for an export you trust).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary unless something failed.")
+@_quiet_option
+@_debug_option
 @click.pass_context
 def export_command(
     ctx: click.Context, source: str, out: str, writers: tuple[str, ...], opts: tuple[str, ...],
     task_ids: tuple[str, ...], stage: str | None, only_ground_truth: bool, taxonomy: str | None,
     since: str | None, api_url: str | None, profile: str | None, ca_bundle: str | None, unknown_labels: str,
     images: str, workers: int | None, force: bool, task_timeout: float | None, max_label_memory: str,
-    allow_outside_paths: bool, quiet: bool,
+    allow_outside_paths: bool,
 ) -> None:
     """Export SOURCE into OUT. SOURCE is a RedBrick export folder, or redbrick:ORG_ID/PROJECT_ID for a live
     project (API key from REDBRICK_API_KEY or the RedBrick CLI's credentials).
@@ -139,8 +175,9 @@ def export_command(
     Exporting again into the same OUT rewrites only the tasks whose inputs or writer options changed,
     removes the outputs of tasks that left SOURCE, and resumes an interrupted export.
     """
-    debug = ctx.obj["debug"]
+    debug, quiet = ctx.obj.get("debug", False), ctx.obj.get("quiet", False)
     bar: Any = None
+    writers = tuple(name.strip() for item in writers for name in item.split(",") if name.strip())
 
     failures = 0
     started = last_line = time.monotonic()
@@ -177,6 +214,8 @@ def export_command(
             raise OptionError("--since, --api-url, --profile and --ca-bundle are for redbrick:ORG_ID/PROJECT_ID "
                               "sources")
         else:
+            if not os.path.isdir(source):
+                raise OptionError(f"SOURCE {source!r}: export folder not found")
             filters["allow_outside_paths"] = allow_outside_paths
         registry = _registry()
         show_bar = not quiet and sys.stderr.isatty()
@@ -194,16 +233,19 @@ def export_command(
         if debug:
             raise
         click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        sys.exit(USAGE if isinstance(exc, (OptionError, PluginError)) else FAILED)
     except OSError as exc:  # the output folder itself: disk full, read-only, gone
         if debug:
             raise
         where = f": {exc.filename}" if exc.filename else ""
         click.echo(f"error: {exc.strerror or exc}{where}", err=True)
-        sys.exit(1)
+        sys.exit(FAILED)
+    except KeyboardInterrupt:
+        click.echo("interrupted: what was exported so far is kept; the next export resumes", err=True)
+        sys.exit(INTERRUPTED)
     _summary(report, quiet, debug)
     if not report.ok:
-        sys.exit(1)
+        sys.exit(FAILED)
 
 
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1 << 10, "m": 1000**2, "mb": 1000**2, "mib": 1 << 20,
@@ -245,7 +287,7 @@ def _print_records(ctx: click.Context, records: Any) -> None:
         for record in records():
             click.echo(json.dumps(record))
     except LabelportError as exc:
-        if ctx.obj["debug"]:
+        if ctx.obj.get("debug"):
             raise
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
@@ -255,6 +297,7 @@ _project_argument = click.argument("project", metavar="redbrick:ORG_ID/PROJECT_I
 
 
 @cli.command("active-time")
+@_debug_option
 @_project_argument
 @click.option("--stage", required=True, metavar="NAME", help="The stage whose time is reported.")
 @click.option("--task-id", metavar="ID", help="Only this task.")
@@ -268,6 +311,7 @@ def active_time_command(ctx: click.Context, project: str, stage: str, task_id: s
 
 
 @cli.command("events")
+@_debug_option
 @_project_argument
 @click.option("--task-id", "task_ids", multiple=True, metavar="ID", help="Only this task (repeatable).")
 @click.option("--only-ground-truth", is_flag=True, help="Only tasks in the END stage.")
@@ -284,6 +328,7 @@ def events_command(ctx: click.Context, project: str, task_ids: tuple[str, ...], 
 
 
 @cli.command("tasks")
+@_debug_option
 @_project_argument
 @click.option("--search", type=click.Choice(SEARCHES, case_sensitive=False),
               help="Which tasks, as RedBrick's SDK names the task lists [default: ALL; with --stage, QUEUED; "
@@ -309,6 +354,7 @@ def tasks_command(ctx: click.Context, project: str, search: str | None, stage: s
 
 
 @cli.command("writers")
+@_debug_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def writers_command(as_json: bool) -> None:
     """List the installed writers, their packages and options, and plugins that failed to load."""
@@ -343,7 +389,10 @@ def writers_command(as_json: bool) -> None:
 
 
 def main() -> None:
-    cli(prog_name="labelport")
+    try:
+        cli(prog_name="labelport")
+    except KeyboardInterrupt:  # outside an export (which reports it itself)
+        sys.exit(INTERRUPTED)
 
 
 if __name__ == "__main__":

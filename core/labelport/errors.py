@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 __all__ = ["LabelError", "LabelportError", "OptionError", "PluginError", "SourceError", "WriterError"]
 
 
@@ -55,3 +57,12 @@ class OptionError(LabelportError):
 
 class WriterError(LabelportError):
     """A writer could not write a task."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the choice closest to ``name`` (ignoring case), or an empty string."""
+    import difflib
+
+    options = {c.casefold(): c for c in choices}
+    close = difflib.get_close_matches(name.casefold(), list(options), n=1, cutoff=0.6)
+    return f" (did you mean {options[close[0]]!r}?)" if close else ""

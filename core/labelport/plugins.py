@@ -19,7 +19,7 @@ import pluggy
 from . import hookspecs
 from ._version import __version__
 from .entrypoints import find_entry_points
-from .errors import PluginError
+from .errors import PluginError, did_you_mean
 from .writer import WriterSpec
 
 __all__ = ["BUILTIN_PLUGINS", "ENTRY_POINT_GROUP", "STRICT_ENV", "PluginInfo", "Registry", "WriterInfo"]
@@ -159,4 +159,5 @@ class Registry:
             return self._writers[name]
         except KeyError:
             known = ", ".join(sorted(self._writers)) or "none"
-            raise PluginError(f"unknown writer {name!r} (available: {known})") from None
+            raise PluginError(f"unknown writer {name!r}{did_you_mean(name, self._writers)} (available: {known})") \
+                from None

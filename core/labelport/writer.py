@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import OptionError, PluginError
+from .errors import OptionError, PluginError, did_you_mean
 
 if TYPE_CHECKING:
     from .context import ProjectContext, WriterContext
@@ -123,8 +123,8 @@ class WriterSpec:
         unknown = sorted(set(values) - set(types_))
         if unknown:
             valid = ", ".join(sorted(types_)) or "none"
-            raise OptionError(f"writer {self.name!r} has no option {', '.join(map(repr, unknown))} "
-                              f"(its options: {valid})")
+            raise OptionError(f"writer {self.name!r} has no option {', '.join(map(repr, unknown))}"
+                              f"{did_you_mean(unknown[0], types_)} (its options: {valid})")
         converted = {k: _convert(v, types_[k], f"option {self.name}.{k}") for k, v in values.items()}
         try:
             return self.options(**converted)

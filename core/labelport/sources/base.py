@@ -72,6 +72,10 @@ class Source(ABC):
     def open(self, ref: TaskRef) -> Task:
         """Turn a reference into a :class:`Task`; raises :class:`SourceError` naming the task."""
 
+    def stage_names(self) -> set[str] | None:
+        """The stage names a ``stage`` filter can match, when known (a filter naming another one is refused)."""
+        return None
+
     def input_files(self, ref: TaskRef) -> tuple[list[str], list[str]]:
         """The files a task's output depends on, for incremental export: its label maps and its images."""
         return [], []

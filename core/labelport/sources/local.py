@@ -113,6 +113,9 @@ class LocalExport(Source):
                 fields = record if isinstance(record, dict) else {}
                 yield TaskRef(index, str(fields.get("taskId") or ""), str(fields.get("name") or ""), record)
 
+    def stage_names(self) -> set[str]:
+        return {str(r["currentStageName"]) for r in self._records if isinstance(r, dict) and r.get("currentStageName")}
+
     def listing(self) -> list[tuple[str, str]]:
         return [(str(r.get("taskId") or ""), str(r.get("name") or "")) if isinstance(r, dict) else ("", "")
                 for r in self._records]

@@ -108,6 +108,9 @@ class RedBrickProject(Source):
         self.stages = Stages.of(project.get("stages") or [])
         self.taxonomy = parse_taxonomy(raw_taxonomy, f"taxonomy of project {project_id}")
 
+    def stage_names(self) -> set[str]:
+        return {*self.stages.label, *self.stages.review, self.stages.output, "END"}
+
     def _query(self, operation: str, **variables: Any) -> dict[str, Any]:
         return self.transport.graphql(operation, QUERIES[operation],
                                       {"orgId": self.org_id, "projectId": self.project_id, **variables})
