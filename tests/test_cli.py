@@ -182,3 +182,12 @@ def test_readme_python_example(tmp_path: Path) -> None:
 def test_commands_run(args: list[str]) -> None:
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
+
+
+def test_writers_lists_each_option_with_its_default_and_help() -> None:
+    text = _run("writers").stdout
+    assert "--opt nifti.compresslevel=<int> [default: 1]  ISA-L gzip level 0-3" in text
+    assert "--opt semantic-nifti.overlap=" in text and "[default: lowest]" in text
+    rows = {r["name"]: r for r in json.loads(_run("writers", "--json").stdout)["writers"]}
+    assert rows["png"]["defaults"]["mode"] == "color" and "taxonomy colours" in rows["png"]["help"]["mode"]
+    assert rows["coco"]["defaults"]["window"] == "" and set(rows["coco"]["help"]) == set(rows["coco"]["options"])

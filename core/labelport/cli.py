@@ -365,6 +365,7 @@ def writers_command(as_json: bool) -> None:
         rows.append({
             "name": spec.name, "description": spec.description, "package": info.plugin.package,
             "version": info.plugin.version, "options": {k: _type_name(v) for k, v in spec.option_types().items()},
+            "defaults": spec.option_defaults(), "help": spec.option_help(),
             "missing": spec.missing(),
         })
     broken = [{"plugin": b.name, "package": b.package, "version": b.version, "error": b.error}
@@ -377,8 +378,10 @@ def writers_command(as_json: bool) -> None:
     for r in rows:
         origin = f"{r['package']} {r['version']}".strip()
         click.echo(f"{r['name']:<{width}}  {r['description']}  [{origin}]")
-        if r["options"]:
-            click.echo(f"{'':<{width}}  options: " + ", ".join(f"{k} ({t})" for k, t in r["options"].items()))
+        for key, kind in r["options"].items():
+            default = json.dumps(r["defaults"][key]) if r["defaults"][key] in ("", None) else r["defaults"][key]
+            help_text = f"  {r['help'][key]}" if key in r["help"] else ""
+            click.echo(f"{'':<{width}}  --opt {r['name']}.{key}=<{kind}> [default: {default}]{help_text}")
         if r["missing"]:
             click.echo(f"{'':<{width}}  missing: {', '.join(r['missing'])} "
                        f"(pip install {' '.join(r['missing'])})")

@@ -131,6 +131,33 @@ class WriterSpec:
         except (TypeError, ValueError) as exc:
             raise OptionError(f"writer {self.name!r}: {exc}") from None
 
+    def option_defaults(self) -> dict[str, Any]:
+        """Each option's default (every field has one, see ``__post_init__``)."""
+        instance = self.options()
+        return {f.name: getattr(instance, f.name) for f in dataclasses.fields(self.options)}
+
+    def option_help(self) -> dict[str, str]:
+        """One line of help per option: the ``#:`` comment above its field (as Sphinx reads it), if any."""
+        import inspect
+
+        found: dict[str, str] = {}
+        for cls in reversed(self.options.__mro__):  # base classes first, so that subclasses win
+            try:
+                lines = inspect.getsource(cls).splitlines()
+            except (OSError, TypeError):
+                continue
+            comment: list[str] = []
+            for line in lines:
+                text = line.strip()
+                if text.startswith("#:"):
+                    comment.append(text[2:].strip())
+                    continue
+                field = re.match(r"([A-Za-z_][A-Za-z0-9_]*)\s*:", text)
+                if field and comment:
+                    found[field.group(1)] = " ".join(comment)
+                comment = []
+        return {name: found[name] for name in self.option_types() if name in found}
+
     def missing(self) -> list[str]:
         """Optional modules this writer needs that are not installed."""
         return [m for m in self.requires if importlib.util.find_spec(m) is None]
