@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -151,14 +152,27 @@ def test_contract_catches_a_writer_that_cheats(tmp_path: Path) -> None:
                                                           series.label_map.array, affine=affine)
         return entry
 
+    def drops_map(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
+        entry = task.to_record()
+        for record in entry["series"]:
+            record.pop("segmentMap", None)
+        return entry
+
+    def shared(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
+        entry = task.to_record()
+        entry["index"] = ctx.write_json("index.json", {"last": task.task_id})
+        return entry
+
     class Cheats:
         @labelport.hookimpl
         def register_writers(self) -> list[WriterSpec]:
             return [WriterSpec("stray", "d", stray), WriterSpec("drops", "d", drops),
-                    WriterSpec("shifts", "d", shifts)]
+                    WriterSpec("shifts", "d", shifts), WriterSpec("drops-map", "d", drops_map),
+                    WriterSpec("shared", "d", shared)]
 
     registry = labelport.Registry(entry_point_plugins=False, extra=[("cheats", Cheats())])
-    for name, match in [("stray", "not referenced"), ("drops", "fields dropped"), ("shifts", "affine")]:
+    for name, match in [("stray", "not referenced"), ("drops", "fields dropped"), ("shifts", "affine"),
+                        ("drops-map", "segmentMap dropped"), ("shared", "more than one task")]:
         with pytest.raises(AssertionError, match=match):
             check_writer(name, tmp_path / name, registry=registry)
 
@@ -292,3 +306,73 @@ def test_entry_points_match_importlib_metadata() -> None:
         expected = sorted((e.name, e.value, e.dist.name if e.dist else "", e.dist.version if e.dist else "")
                           for e in entry_points(group=group))
         assert sorted((e.name, e.value, e.package, e.version) for e in find_entry_points(group)) == expected
+
+
+# -- plugins without packaging, and mistakes caught at registration -----------------------------------------
+
+PLAIN_PLUGIN = """
+import labelport
+
+def write(task, ctx):
+    entry = task.to_record()
+    entry["seen"] = ctx.write_json(f"{ctx.task_dir()}/seen.json", {"task": task.task_id})
+    return entry
+
+class Writers:
+    @labelport.hookimpl
+    def register_writers(self):
+        return [labelport.WriterSpec(name="seen", description="one JSON per task", write=write)]
+
+writers = Writers()
+
+@labelport.hookimpl
+def register_writers():
+    return [labelport.WriterSpec(name="seen-module", description="the same, from the module", write=write)]
+"""
+
+
+@pytest.mark.parametrize("how", ["--plugin", "env"])
+def test_plugins_named_on_the_command_line_run_on_workers_too(demo: Path, tmp_path: Path, how: str) -> None:
+    (tmp_path / "plainplugin.py").write_text(PLAIN_PLUGIN)
+    args = ["--plugin", "plainplugin:writers"] if how == "--plugin" else []
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    if how == "env":
+        env["LABELPORT_PLUGINS"] = "plainplugin:writers, plainplugin"
+    listing = subprocess.run([sys.executable, "-m", "labelport.cli", *args, "writers"], capture_output=True,
+                             text=True, env=env, timeout=120)
+    assert "seen " in listing.stdout and ("seen-module" in listing.stdout) == (how == "env"), listing.stderr
+    run = subprocess.run([sys.executable, "-m", "labelport.cli", "export", str(demo), "-o", str(tmp_path / "o"),
+                          "-w", "seen", "-j", "2", *args], capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0 and "using one" not in run.stderr, run.stderr  # the workers loaded it too
+    assert len(list((tmp_path / "o" / "segmentations").glob("*/seen.json"))) == 4
+
+
+def test_a_module_without_hookimpl_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "forgotten.py").write_text("import labelport\n\ndef register_writers():\n    return []\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("LABELPORT_PLUGINS", "forgotten")
+    with pytest.warns(UserWarning, match=r"forgotten.*no @labelport.hookimpl function"):
+        registry = labelport.Registry()
+    assert [b.name for b in registry.broken] == ["forgotten"]
+
+
+def test_specs_with_unusable_functions_or_option_types_are_refused_at_registration() -> None:
+    def one(task: Any) -> dict[str, Any]:
+        return {}
+
+    @dataclass(frozen=True)
+    class Listy:
+        names: list[str] = dataclasses.field(default_factory=list)
+
+    @dataclass(frozen=True)
+    class Mixed:
+        value: int | str = 1
+
+    with pytest.raises(PluginError, match=r"write must take \(task, ctx\)"):
+        WriterSpec("w", "d", one)  # type: ignore[arg-type]
+    with pytest.raises(PluginError, match=r"project must take \(entries, ctx\)"):
+        WriterSpec("w", "d", _write, project=one)  # type: ignore[arg-type]
+    for options in (Listy, Mixed):
+        with pytest.raises(PluginError, match="need a type the command line can convert"):
+            WriterSpec("w", "d", _write, options=options)
+    WriterSpec("w", "d", lambda task, ctx, extra=None: {}, options=_Opts)  # more optional arguments are fine

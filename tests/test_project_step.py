@@ -66,7 +66,7 @@ def test_a_writer_with_a_project_step_passes_the_contract(tmp_path: Path, regist
     assert sorted(project_files(tmp_path / "out1")) == ["dataset.json", "tasks.json"]
 
 
-@pytest.mark.parametrize(("name", "match"), [("per-task-index", "after a task left"),
+@pytest.mark.parametrize(("name", "match"), [("per-task-index", "more than one task"),
                                              ("stateful", "after a task left")])
 def test_the_contract_catches_project_files_that_are_not_from_the_whole_project(
         tmp_path: Path, registry: labelport.Registry, name: str, match: str) -> None:

@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .context import FileContext, ProjectContext, WriterContext
-from .errors import LabelError, LabelportError, OptionError, PluginError, SourceError, WriterError
+from .errors import (
+    LabelError,
+    LabelportError,
+    OptionError,
+    PluginError,
+    SourceError,
+    UnknownWriterError,
+    WriterError,
+)
 from .export import ExportReport, Failure, export
 from .hookspecs import hookimpl, hookspec
 from .model import (
@@ -113,6 +121,7 @@ __all__ = [
     "TaskFilter",
     "TaskRef",
     "Taxonomy",
+    "UnknownWriterError",
     "WriterContext",
     "WriterError",
     "WriterInfo",

@@ -15,9 +15,9 @@ from typing import Any
 import click
 
 from ._version import __version__
-from .errors import LabelportError, OptionError, PluginError
+from .errors import LabelportError, OptionError
 from .export import ExportReport, export
-from .plugins import Registry
+from .plugins import PLUGINS_ENV, Registry
 from .sources import REDBRICK_PREFIX, TaskFilter, redbrick_project
 from .sources.audit import SEARCHES
 from .taskrun import quiet_library_logs
@@ -89,10 +89,27 @@ def _quiet_option(command: Any) -> Any:
                         help="No progress bar and no summary unless something failed.")(command)
 
 
+def _plugin_option(command: Any) -> Any:
+    """``-p/--plugin module[:object]``: a plugin without packaging (added to LABELPORT_PLUGINS, which worker
+    processes read too)."""
+
+    def remember(ctx: click.Context, _: Any, values: tuple[str, ...]) -> tuple[str, ...]:
+        if values:
+            named = [s for s in os.environ.get(PLUGINS_ENV, "").split(",") if s.strip()]
+            os.environ[PLUGINS_ENV] = ",".join(dict.fromkeys([*named, *values]))
+        return values
+
+    return click.option("-p", "--plugin", "plugins", multiple=True, expose_value=False, callback=remember,
+                        is_eager=True, metavar="MODULE[:OBJECT]",
+                        help="Load a plugin that is not installed as a package (repeatable; env LABELPORT_PLUGINS)."
+                        )(command)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="labelport")
 @_debug_option
 @_quiet_option
+@_plugin_option
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """Export medical-imaging annotation projects (RedBrick AI style) through writer plugins.
@@ -161,6 +178,7 @@ def _open_project(location: str, **kwargs: Any) -> Any:
               help="Read paths in tasks.json that lead outside SOURCE (only for an export you trust).")
 @_quiet_option
 @_debug_option
+@_plugin_option
 @click.pass_context
 def export_command(
     ctx: click.Context, source: str, out: str, writers: tuple[str, ...], opts: tuple[str, ...],
@@ -233,7 +251,7 @@ def export_command(
         if debug:
             raise
         click.echo(f"error: {exc}", err=True)
-        sys.exit(USAGE if isinstance(exc, (OptionError, PluginError)) else FAILED)
+        sys.exit(USAGE if isinstance(exc, OptionError) else FAILED)
     except OSError as exc:  # the output folder itself: disk full, read-only, gone
         if debug:
             raise
@@ -355,6 +373,7 @@ def tasks_command(ctx: click.Context, project: str, search: str | None, stage: s
 
 @cli.command("writers")
 @_debug_option
+@_plugin_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def writers_command(as_json: bool) -> None:
     """List the installed writers, their packages and options, and plugins that failed to load."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["LabelError", "LabelportError", "OptionError", "PluginError", "SourceError", "WriterError"]
+__all__ = ["LabelError", "LabelportError", "OptionError", "PluginError", "SourceError", "UnknownWriterError",
+           "WriterError"]
 
 
 class LabelportError(Exception):
@@ -53,6 +54,10 @@ class PluginError(LabelportError):
 
 class OptionError(LabelportError):
     """A writer option is unknown or has the wrong type."""
+
+
+class UnknownWriterError(PluginError, OptionError):
+    """A writer name that no installed plugin provides (or none given): a wrong command line."""
 
 
 class WriterError(LabelportError):

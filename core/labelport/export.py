@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from ._version import __version__
 from .context import ProjectContext
-from .errors import LabelportError, OptionError, PluginError, did_you_mean
+from .errors import LabelportError, OptionError, PluginError, UnknownWriterError, did_you_mean
 from .imageitems import IMAGES_MODES, ImagesMode
 from .manifest import Manifest, existing_files, fingerprint, input_digest
 from .outdir import OutputLock, check_output, clear_scratch
@@ -91,7 +91,7 @@ class _Slot:
 
 def _resolve_writers(registry: Registry, names: Sequence[str], options: Mapping[str, Mapping[str, Any]]) -> Chosen:
     if not names:
-        raise PluginError("no writer selected (use --writer NAME; `labelport writers` lists them)")
+        raise UnknownWriterError("no writer selected (use --writer NAME; `labelport writers` lists them)")
     unique = list(dict.fromkeys(names))
     stray = sorted(set(options) - set(unique))
     if stray:

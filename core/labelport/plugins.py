@@ -1,12 +1,18 @@
-"""The plugin registry: built-in writers and entry-point plugins, loaded one at a time and guarded.
+"""The plugin registry: built-in writers, entry-point plugins and plugins named in ``LABELPORT_PLUGINS``,
+loaded one at a time and guarded.
 
 A plugin that fails to import or to register is skipped with a warning naming its package, so ``--help`` and
-every other writer keep working; set ``LABELPORT_STRICT_PLUGINS=1`` to make such failures raise instead.
+every other writer keep working; set ``LABELPORT_STRICT_PLUGINS=1`` to make such failures raise instead. A
+module that registers nothing (no ``@labelport.hookimpl`` function) is reported the same way.
+
+``LABELPORT_PLUGINS`` (and ``labelport --plugin``) names plugins without packaging them, as pytest's ``-p``
+does: ``module`` or ``module:object``, comma-separated. Worker processes import them again by name.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import warnings
 from collections.abc import Iterable
@@ -19,13 +25,15 @@ import pluggy
 from . import hookspecs
 from ._version import __version__
 from .entrypoints import find_entry_points
-from .errors import PluginError, did_you_mean
+from .errors import PluginError, UnknownWriterError, did_you_mean
 from .writer import WriterSpec
 
-__all__ = ["BUILTIN_PLUGINS", "ENTRY_POINT_GROUP", "STRICT_ENV", "PluginInfo", "Registry", "WriterInfo"]
+__all__ = ["BUILTIN_PLUGINS", "ENTRY_POINT_GROUP", "PLUGINS_ENV", "STRICT_ENV", "PluginInfo", "Registry",
+           "WriterInfo", "load_named"]
 
 ENTRY_POINT_GROUP = "labelport"
 STRICT_ENV = "LABELPORT_STRICT_PLUGINS"
+PLUGINS_ENV = "LABELPORT_PLUGINS"
 #: built-in writer modules, registered exactly as a third-party module would be
 BUILTIN_PLUGINS = (
     "labelport_writers.nifti",
@@ -65,6 +73,30 @@ class WriterInfo:
         return self.spec.name
 
 
+def load_named(spec: str) -> Any:
+    """``module`` or ``module:object`` (the object may be dotted), imported from ``sys.path`` or, failing that,
+    the current folder."""
+    import sys
+
+    module, _, attribute = spec.strip().partition(":")
+    if not module:
+        raise PluginError(f"plugin {spec!r}: expected module or module:object")
+    if os.getcwd() not in sys.path and importlib.util.find_spec(module.split(".")[0]) is None:
+        sys.path.append(os.getcwd())
+    found: Any = importlib.import_module(module)
+    for part in attribute.split(".") if attribute else ():
+        found = getattr(found, part)
+    return found
+
+
+def _named_plugins() -> list[str]:
+    return [s.strip() for s in os.environ.get(PLUGINS_ENV, "").split(",") if s.strip()]
+
+
+def _has_hookimpl(plugin: Any) -> bool:
+    return any(hasattr(getattr(plugin, name, None), "labelport_impl") for name in dir(plugin))
+
+
 def _strict() -> bool:
     return os.environ.get(STRICT_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
@@ -89,6 +121,8 @@ class Registry:
         if entry_point_plugins:
             for ep in find_entry_points(ENTRY_POINT_GROUP):
                 self._add(ep.name, ep.package, ep.version, ep.load)
+            for spec in _named_plugins():
+                self._add(spec, f"{PLUGINS_ENV} {spec}", "", lambda s=spec: load_named(s))
         self._writers = self._collect()
 
     def _fail(self, info: PluginInfo, exc: BaseException, what: str) -> None:
@@ -105,6 +139,9 @@ class Registry:
             plugin: ModuleType | Any = load()
             if self.pm.is_registered(plugin):
                 return
+            if not _has_hookimpl(plugin):
+                raise PluginError("it has no @labelport.hookimpl function, so it registers nothing (a module "
+                                  "that only defines writers must also register them: see CONTRIBUTING.md)")
             self.pm.register(plugin, name=name)
             try:
                 self.pm.check_pending()  # a misspelled hook name is an error, not a silent no-op
@@ -159,5 +196,5 @@ class Registry:
             return self._writers[name]
         except KeyError:
             known = ", ".join(sorted(self._writers)) or "none"
-            raise PluginError(f"unknown writer {name!r}{did_you_mean(name, self._writers)} (available: {known})") \
-                from None
+            raise UnknownWriterError(f"unknown writer {name!r}{did_you_mean(name, self._writers)} "
+                                     f"(available: {known})") from None

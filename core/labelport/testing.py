@@ -10,9 +10,10 @@ a series without a label map, an empty label map, hostile task and series names,
 twice, and checks that the writer:
 
 * writes only under its root, through labelport (no temporary file is left behind);
-* references every file it wrote from its tasks.json entry, and every referenced file exists;
+* references every file it wrote from its tasks.json entry (or writes it in its project step), every
+  referenced file exists, and no file is written for two tasks;
 * is deterministic (same bytes twice) unless its spec says otherwise;
-* keeps every field of the task record and every vector annotation;
+* keeps every field of the task record, every vector annotation and every series' segmentMap;
 * keeps the geometry: any NIfTI it writes for a series has that series' affine and grid;
 * stays equal to a clean export when exported again into the same folder: an unchanged re-run writes
   nothing and changes no file, a filtered run leaves the output as a full one, and after a task leaves the
@@ -205,7 +206,11 @@ def check_writer(
             _fail(name, "tasks.json does not hold exactly the exported tasks")
         referenced: set[str] = set()
         for entry in entries:
-            referenced |= referenced_paths(entry, out)
+            own = referenced_paths(entry, out) - set(project_files(out))
+            shared = sorted(own & referenced)
+            if shared:
+                _fail(name, f"files written for more than one task: {shared}")
+            referenced |= own
             _check_entry(name, entry, records[entry["taskId"]], out, source)
         unreferenced = sorted(set(tree) - referenced - set(project_files(out)))
         if unreferenced:
@@ -265,6 +270,8 @@ def _check_entry(name: str, entry: Mapping[str, Any], record: Mapping[str, Any],
         for key in ("measurements", "landmarks3d", "classifications"):
             if src.get(key) != dst.get(key):
                 _fail(name, f"series {src['name']!r}: {key} changed")
+        if "segmentMap" in src and not isinstance(dst.get("segmentMap"), dict):
+            _fail(name, f"series {src['name']!r}: segmentMap dropped")
         if "segmentations" not in src:
             if dst.get("segmentations"):
                 _fail(name, f"series {src['name']!r} has no label map but got segmentations")

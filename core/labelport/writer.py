@@ -73,6 +73,32 @@ def _convert(value: Any, kind: Any, where: str) -> Any:
     return value
 
 
+def _takes_two(function: Callable[..., Any]) -> bool:
+    """Whether ``function(a, b)`` is a valid call (functions whose signature cannot be read pass)."""
+    import inspect
+
+    try:
+        inspect.signature(function).bind(None, None)
+    except TypeError:
+        return False
+    except ValueError:  # a builtin without a signature
+        return True
+    return True
+
+
+def _convertible(kind: Any) -> bool:
+    """Whether :func:`_convert` can turn a command-line string into ``kind``."""
+    if kind in (bool, int, float, str):
+        return True
+    origin = typing.get_origin(kind)
+    if origin is typing.Literal:
+        return all(isinstance(v, (str, int, float, bool)) for v in typing.get_args(kind))
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        return len(args) == 1 and _convertible(args[0])
+    return False
+
+
 @dataclass(frozen=True)
 class WriterSpec:
     """A writer, as a plugin registers it (validated on creation).
@@ -103,6 +129,10 @@ class WriterSpec:
             raise PluginError(f"writer {self.name!r}: write must be callable")
         if self.project is not None and not callable(self.project):
             raise PluginError(f"writer {self.name!r}: project must be callable or None")
+        for what, function, arguments in (("write", self.write, "(task, ctx)"),
+                                          ("project", self.project, "(entries, ctx)")):
+            if function is not None and not _takes_two(function):
+                raise PluginError(f"writer {self.name!r}: {what} must take {arguments}")
         if not (isinstance(self.options, type) and dataclasses.is_dataclass(self.options)):
             raise PluginError(f"writer {self.name!r}: options must be a dataclass type")
         no_default = [f.name for f in dataclasses.fields(self.options)
@@ -111,6 +141,14 @@ class WriterSpec:
             raise PluginError(f"writer {self.name!r}: option(s) {', '.join(no_default)} need a default")
         if isinstance(self.requires, str) or not all(isinstance(r, str) for r in self.requires):
             raise PluginError(f"writer {self.name!r}: requires must be a tuple of module names")
+        try:
+            kinds = self.option_types()
+        except Exception as exc:  # an annotation that does not resolve
+            raise PluginError(f"writer {self.name!r}: option types cannot be read ({exc})") from None
+        odd = [name for name, kind in kinds.items() if not _convertible(kind)]
+        if odd:
+            raise PluginError(f"writer {self.name!r}: option(s) {', '.join(odd)} need a type the command line can "
+                              "convert (bool, int, float, str, Literal[...], or one of them | None)")
 
     def option_types(self) -> dict[str, Any]:
         hints = typing.get_type_hints(self.options)
