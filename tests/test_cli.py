@@ -191,3 +191,16 @@ def test_writers_lists_each_option_with_its_default_and_help() -> None:
     rows = {r["name"]: r for r in json.loads(_run("writers", "--json").stdout)["writers"]}
     assert rows["png"]["defaults"]["mode"] == "color" and "taxonomy colours" in rows["png"]["help"]["mode"]
     assert rows["coco"]["defaults"]["window"] == "" and set(rows["coco"]["help"]) == set(rows["coco"]["options"])
+
+
+def test_switching_writers_in_one_folder_is_reported(demo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    assert _run("export", str(demo), "-o", str(out), "--writer", "nifti").returncode == 0
+    niftis = len(list(out.rglob("*.nii.gz")))
+    run = _run("export", str(demo), "-o", str(out), "--writer", "png")
+    assert run.returncode == 0
+    assert "held the output of writer 'nifti'; writer 'png' replaces it" in run.stderr + run.stdout
+    assert f"4 written, 0 unchanged, 0 removed ({niftis} file(s) deleted)" in run.stdout
+    assert not list(out.rglob("*.nii.gz"))
+    again = _run("export", str(demo), "-o", str(out), "--writer", "png")
+    assert "held the output" not in again.stderr + again.stdout and "deleted" not in again.stdout

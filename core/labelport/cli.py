@@ -292,7 +292,9 @@ def _summary(report: ExportReport, quiet: bool, debug: bool) -> None:
         return
     for name, written in report.written.items():
         kept, removed = report.unchanged[name], report.removed[name]
-        click.echo(f"{name}: {written} written, {kept} unchanged, {removed} removed -> {report.roots[name]}",
+        files = report.removed_files.get(name, 0)
+        gone = f" ({files} file(s) deleted)" if files else ""
+        click.echo(f"{name}: {written} written, {kept} unchanged, {removed} removed{gone} -> {report.roots[name]}",
                    err=not report.ok)
     steps = f", {report.failed_steps} project step(s) failed" if report.failed_steps else ""
     click.echo(f"{report.tasks_seen} task(s) read, {report.failed_tasks} failed{steps}, in {report.seconds:.1f} s",

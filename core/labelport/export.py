@@ -59,6 +59,8 @@ class ExportReport:
     written: dict[str, int] = field(default_factory=dict)
     unchanged: dict[str, int] = field(default_factory=dict)
     removed: dict[str, int] = field(default_factory=dict)
+    #: files removed per writer: those of tasks that left the source, or that a task no longer writes
+    removed_files: dict[str, int] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -372,7 +374,12 @@ def export(
         for name, root in roots.items():
             os.makedirs(root, exist_ok=True)
             clear_scratch(root)
-            manifests[name] = Manifest(root, existing=existing_files(root))
+            manifests[name] = manifest = Manifest(root, existing=existing_files(root))
+            if manifest.writer not in (None, name) and manifest.tasks:
+                report.warnings.append(f"{root} held the output of writer {manifest.writer!r}; writer {name!r} "
+                                       "replaces it (its files are removed)")
+            if manifest.writer != name:
+                manifest.writer, manifest.changed = name, True
         try:
             _run(src, chosen, roots, manifests, report, Settings(unknown_labels, images), progress, workers,
                  task_timeout, force)
@@ -466,6 +473,7 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
                                        f"{__version__} {taxonomy}", ctx)
         report.failures += failures
         report.warnings += warned
+        report.removed_files[info.name] = manifest.removed
         manifest.save()
 
 

@@ -96,6 +96,9 @@ class Manifest:
         self.changed = False
         #: whether the task entries (or their order) changed since the project steps last ran
         self.entries_changed = False
+        #: the writer whose output the root holds (from the last export into it), and files removed this run
+        self.writer: str | None = None
+        self.removed = 0
         self._load()
 
     def _load(self) -> None:
@@ -105,6 +108,7 @@ class Manifest:
             if isinstance(data, dict) and data.get("version") == 2 and isinstance(data.get("tasks"), dict):
                 self.tasks = data["tasks"]
                 self.stale = {p for p in data.get("stale") or [] if isinstance(p, str)}
+                self.writer = data.get("writer") if isinstance(data.get("writer"), str) else None
                 project = data.get("project")
                 if isinstance(project, dict) and isinstance(project.get("files"), list):
                     self.project = project
@@ -212,6 +216,7 @@ class Manifest:
                 continue
             if os.path.isfile(path):
                 os.remove(path)
+                self.removed += 1
                 parent = os.path.dirname(path)
                 while parent != top and parent.startswith(top + os.sep):
                     try:
@@ -228,7 +233,8 @@ class Manifest:
         tasks = {k: v for k, v in self.tasks.items() if v}
         tmp = scratch_file(self.root, self.path)
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"version": 2, "tasks": tasks, "stale": sorted(self.stale), "project": self.project}, f)
+            json.dump({"version": 2, "writer": self.writer, "tasks": tasks, "stale": sorted(self.stale),
+                       "project": self.project}, f)
         os.replace(tmp, self.path)
         if self._journal is not None:
             self._journal.close()
