@@ -204,3 +204,20 @@ def test_switching_writers_in_one_folder_is_reported(demo: Path, tmp_path: Path)
     assert not list(out.rglob("*.nii.gz"))
     again = _run("export", str(demo), "-o", str(out), "--writer", "png")
     assert "held the output" not in again.stderr + again.stdout and "deleted" not in again.stdout
+
+
+def test_dry_run_says_what_would_change_and_writes_nothing(demo: Path, tmp_path: Path) -> None:
+    fresh = _run("export", str(demo), "-o", str(tmp_path / "new"), "--writer", "nifti,png", "--dry-run")
+    assert fresh.returncode == 0 and not (tmp_path / "new").exists()
+    assert "nifti: 4 to write, 0 unchanged, 0 to remove" in fresh.stdout and "dry run" in fresh.stdout
+    out = tmp_path / "o"
+    assert _run("export", str(demo), "-o", str(out), "--writer", "nifti").returncode == 0
+    tasks = json.loads((demo / "tasks.json").read_text())
+    (demo / "tasks.json").write_text(json.dumps(tasks[1:]))  # the first task leaves the source
+    os.utime(demo / "segmentations/Patient 003/CT.nii.gz")  # and one label map is written again
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.rglob("*") if p.is_file()}
+    plan = _run("export", str(demo), "-o", str(out), "--writer", "nifti", "--dry-run")
+    assert plan.returncode == 0 and "nifti: 1 to write, 2 unchanged, 1 to remove" in plan.stdout, plan.stdout
+    assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.rglob("*") if p.is_file()} == before
+    real = _run("export", str(demo), "-o", str(out), "--writer", "nifti")
+    assert "nifti: 1 written, 2 unchanged, 1 removed" in real.stdout, "the dry run told the truth"

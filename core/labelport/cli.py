@@ -170,6 +170,7 @@ def _open_project(location: str, **kwargs: Any) -> Any:
 @click.option("-j", "--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes [default: one per core].")
 @click.option("--force", is_flag=True, help="Rewrite every task, even those unchanged since the last export.")
+@click.option("--dry-run", is_flag=True, help="Write nothing: show what would be written, left unchanged or removed.")
 @click.option("--task-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Stop a task that runs longer and report it [default: no limit].")
 @click.option("--max-label-memory", default="4GiB", show_default=True, metavar="SIZE",
@@ -184,8 +185,8 @@ def export_command(
     ctx: click.Context, source: str, out: str, writers: tuple[str, ...], opts: tuple[str, ...],
     task_ids: tuple[str, ...], stage: str | None, only_ground_truth: bool, taxonomy: str | None,
     since: str | None, api_url: str | None, profile: str | None, ca_bundle: str | None, unknown_labels: str,
-    images: str, workers: int | None, force: bool, task_timeout: float | None, max_label_memory: str,
-    allow_outside_paths: bool,
+    images: str, workers: int | None, force: bool, dry_run: bool, task_timeout: float | None,
+    max_label_memory: str, allow_outside_paths: bool,
 ) -> None:
     """Export SOURCE into OUT. SOURCE is a RedBrick export folder, or redbrick:ORG_ID/PROJECT_ID for a live
     project (API key from REDBRICK_API_KEY or the RedBrick CLI's credentials).
@@ -245,7 +246,7 @@ def export_command(
                 unknown_labels=unknown_labels, images=images,  # type: ignore[arg-type]
                 registry=registry, progress=None if quiet else progress,
                 workers=workers or os.cpu_count() or 1, force=force, task_timeout=task_timeout,
-                max_label_memory=memory,
+                max_label_memory=memory, dry_run=dry_run,
             )
     except LabelportError as exc:
         if debug:
@@ -292,11 +293,15 @@ def _summary(report: ExportReport, quiet: bool, debug: bool) -> None:
         return
     for name, written in report.written.items():
         kept, removed = report.unchanged[name], report.removed[name]
+        if report.dry_run:
+            click.echo(f"{name}: {written} to write, {kept} unchanged, {removed} to remove -> {report.roots[name]}")
+            continue
         files = report.removed_files.get(name, 0)
         gone = f" ({files} file(s) deleted)" if files else ""
         click.echo(f"{name}: {written} written, {kept} unchanged, {removed} removed{gone} -> {report.roots[name]}",
                    err=not report.ok)
     steps = f", {report.failed_steps} project step(s) failed" if report.failed_steps else ""
+    steps += " (dry run: nothing was written)" if report.dry_run else ""
     click.echo(f"{report.tasks_seen} task(s) read, {report.failed_tasks} failed{steps}, in {report.seconds:.1f} s",
                err=not report.ok)
 

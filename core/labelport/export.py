@@ -61,6 +61,8 @@ class ExportReport:
     removed: dict[str, int] = field(default_factory=dict)
     #: files removed per writer: those of tasks that left the source, or that a task no longer writes
     removed_files: dict[str, int] = field(default_factory=dict)
+    #: nothing was written: ``written`` counts the tasks an export would write
+    dry_run: bool = False
     failures: list[Failure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -320,6 +322,7 @@ def export(
     task_timeout: float | None = None,
     max_label_memory: int | None = 4 << 30,
     allow_outside_paths: bool = False,
+    dry_run: bool = False,
 ) -> ExportReport:
     """Export ``source`` (an export folder or a :class:`Source`) with the named writers into ``out``.
 
@@ -333,7 +336,8 @@ def export(
     ``max_label_memory`` bounds the bytes of one task's label maps (a larger map fails its task before anything
     is allocated; None: no bound). Paths in an export folder's tasks.json must stay inside it unless
     ``allow_outside_paths``. Only tasks whose inputs or options changed since the last export into ``out`` are
-    written, unless ``force``.
+    written, unless ``force``. ``dry_run`` writes nothing and reports what an export would write, leave
+    unchanged and remove (``report.written`` then counts the tasks that would be written).
     Returns an :class:`ExportReport`; problems with single tasks never raise.
     """
     started = time.perf_counter()
@@ -369,6 +373,16 @@ def export(
     for root in roots.values():
         if os.path.isdir(os.path.join(root, "tasks.json")):
             raise LabelportError(f"cannot write {os.path.join(root, 'tasks.json')}: tasks.json is a folder")
+    if not isinstance(dry_run, bool):
+        raise OptionError("dry_run must be True or False")
+    report.dry_run = dry_run
+    if dry_run:  # read-only: no folder, no lock, no journal
+        manifests = {name: Manifest(root, existing=existing_files(root)) for name, root in roots.items()}
+        _run(src, chosen, roots, manifests, report, Settings(unknown_labels, images), progress, workers,
+             task_timeout, force, dry_run=True)
+        report.warnings[:0] = src.warnings
+        report.seconds = time.perf_counter() - started
+        return report
     with OutputLock(out), _signals():
         manifests = {}
         for name, root in roots.items():
@@ -393,7 +407,7 @@ def export(
 
 def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str, Manifest], report: ExportReport,
          settings: Settings, progress: Progress | None, workers: int, timeout: float | None,
-         force: bool) -> None:
+         force: bool, dry_run: bool = False) -> None:
     names = list(roots)
     taxonomy = _digest(src.taxonomy)
     versions = {info.name: f"{info.plugin.package} {info.plugin.version}" for info, _ in chosen}
@@ -409,7 +423,7 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
     # reference mode: items are paths from each writer root to the source, so where the roots are counts
     where = {n: os.path.abspath(r) if settings.images == "reference" else "" for n, r in roots.items()}
     base = str(src.root) if isinstance(src, LocalExport) else None  # however SOURCE was spelled
-    if src.uses_threads:
+    if src.uses_threads and not dry_run:
         runner.start()  # fork and running threads do not mix
     pending: dict[int, _Slot] = {}
     flushed = 0
@@ -437,11 +451,23 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
                 fps = {info.name: fingerprint(inputs, info.name, opts, folder, taxonomy, settings, where[info.name],
                                               versions[info.name]) for info, opts in chosen}
             except Exception as exc:  # a record too malformed to even look at: this task fails, by name
+                if dry_run:
+                    report.failures.append(failure(exc, ref.label, ref.task_id, None))
+                    flushed += 1
+                    continue
                 runner.done[seq] = Outcome(failures=[failure(exc, ref.label, ref.task_id, None)])
                 pending[seq] = _Slot(ref, key, "", {}, {}, names)
                 flush()
                 continue
             reused = {} if force else {n: s for n in names if (s := manifests[n].unchanged(key, fps[n])) is not None}
+            if dry_run:  # what would happen, counted: nothing runs and nothing is recorded
+                for n in names:
+                    (report.unchanged if n in reused else report.written)[n] += 1
+                order.append(key)
+                flushed += 1
+                if progress is not None:
+                    progress(flushed, total, False)
+                continue
             pending[seq] = slot = _Slot(ref, key, folder, fps, reused, [n for n in names if n not in reused])
             if slot.todo:
                 runner.submit(seq, ref, folder, slot.todo)
@@ -456,12 +482,15 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
         if present is not None:
             for name, manifest in manifests.items():
                 for key in [k for k in manifest.tasks if k.split("\0")[0] not in present]:
-                    manifest.forget(key)
+                    if not dry_run:
+                        manifest.forget(key)
                     report.removed[name] += 1
     except BaseException:
         runner.close(kill=True)
         raise
     runner.close()
+    if dry_run:
+        return
     complete = present is not None and {key.split("\0")[0] for key in order} >= present  # no filter left any out
     for info, opts in chosen:
         manifest = manifests[info.name]
