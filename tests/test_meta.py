@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 import subprocess
 import sys
 import zipfile
@@ -63,3 +64,23 @@ def test_wheel_contents(tmp_path: Path) -> None:
     assert {"labelport", "labelport_writers"} <= tops
     assert not tops & {"core", "plugins", "tests", "fixtures"}
     assert "labelport/py.typed" in names and "labelport_writers/nifti.py" in names
+
+
+def test_the_model_page_names_only_public_things_that_exist() -> None:
+    """CONTRIBUTING's table of the model a writer sees: every name is public, and every attribute it lists for
+    the model classes exists."""
+    contributing = (ROOT / "CONTRIBUTING.md").read_text()
+    section = contributing.split("### The model a writer sees")[1].split("\n\n`fixtures/")[0]
+    rows = [line.split("|")[1:3] for line in section.splitlines() if line.startswith("| `")]
+    assert len(rows) >= 15
+    for first, description in rows:
+        for name in (n.split("(")[0] for n in first.strip().strip("`").split("`, `")):
+            assert name in labelport.__all__, name
+            if name in ("Task", "Series", "LabelMap", "Segment", "Taxonomy", "Category"):
+                cls = getattr(labelport, name)
+                fields = getattr(cls, "__dataclass_fields__", {})
+                source = inspect.getsource(cls)
+                for attribute in (a.split(":")[0].split("(")[0].split(" ")[0] for a in
+                                  re.findall(r"`([a-z_]+[^`]*)`", description)):
+                    assert hasattr(cls, attribute) or attribute in fields or f"self.{attribute} =" in source, \
+                        f"{name}.{attribute}"

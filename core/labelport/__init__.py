@@ -60,7 +60,7 @@ if TYPE_CHECKING:
         read_dicom_series,
     )
     from .images import AlignedVolumes, load_aligned, read_image
-    from .labels import LabelViews, color_layers, views
+    from .labels import Box, LabelViews, color_layers, views
     from .niftiio import read_label_nifti, write_nifti
 
 # Public names whose modules import heavy libraries (nibabel, pydicom, scipy): loaded on first use, so that
@@ -72,7 +72,7 @@ _LAZY = {
     "Alignment": "dicomseries", "DicomImage": "dicomseries", "DicomSeries": "dicomseries",
     "align_grids": "dicomseries", "align_to_series": "dicomseries", "describe_grid": "dicomseries",
     "read_dicom_series": "dicomseries",
-    "LabelViews": "labels", "color_layers": "labels", "views": "labels",
+    "Box": "labels", "LabelViews": "labels", "color_layers": "labels", "views": "labels",
     "read_label_nifti": "niftiio", "write_nifti": "niftiio",
 }
 
@@ -92,6 +92,7 @@ __all__ = [
     "VECTOR_ANNOTATION_KEYS",
     "AlignedVolumes",
     "Alignment",
+    "Box",
     "Category",
     "Dataset",
     "DicomImage",
