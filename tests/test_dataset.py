@@ -62,20 +62,49 @@ def _monai_pipeline() -> Any:
                        mt.Spacingd(["image", "label"], pixdim=SPACING, mode=("bilinear", "nearest"))])
 
 
-def test_monai_transforms_see_the_geometry(project: tuple[Path, Any]) -> None:
+def _drop_affines(monkeypatch: Any) -> None:
+    """Mutate the Dataset: its items lose their affine (identity), as plain arrays would."""
+    load = labelport.Dataset._load
+
+    def identity(self: Any, index: int) -> dict[str, Any]:
+        item = load(self, index)
+        item["affine"] = np.eye(4)
+        return item
+
+    monkeypatch.setattr(labelport.Dataset, "_load", identity)
+
+
+def _judged(check: Any, mutant: bool) -> None:
+    if mutant:
+        with pytest.raises(AssertionError):
+            check()
+    else:
+        check()
+
+
+MUTANT = pytest.mark.parametrize("mutant", [False, True], ids=["dataset", "affine-dropped"])
+
+
+@MUTANT
+def test_monai_transforms_see_the_geometry(project: tuple[Path, Any], monkeypatch: Any, mutant: bool) -> None:
     need("torch")
     need("monai")
     root, truth = project
     affines = _affines(root)
+    if mutant:
+        _drop_affines(monkeypatch)
     ds = labelport.Dataset(root, target="semantic").as_monai()
     pipeline = _monai_pipeline()
-    for n, name in enumerate(truth):
-        data = pipeline(ds[n])
-        image, label = data["image"], data["label"]
-        assert image.shape[0] == 1 and np.allclose(np.linalg.norm(np.asarray(image.affine)[:3, :3], axis=0),
-                                                   SPACING)
-        check_in_world(np.asarray(image[0]), np.asarray(label[0]), np.asarray(image.affine), affines[name],
-                       lowest_classes(truth[name]))
+
+    def check() -> None:
+        for n, name in enumerate(truth):
+            data = pipeline(ds[n])
+            image, label = data["image"], data["label"]
+            assert image.shape[0] == 1
+            check_in_world(np.asarray(image[0]), np.asarray(label[0]), np.asarray(image.affine), affines[name],
+                           lowest_classes(truth[name]))
+
+    _judged(check, mutant)
 
 
 def test_plain_items_lose_the_geometry_in_monai(project: tuple[Path, Any]) -> None:
@@ -94,20 +123,27 @@ def test_plain_items_lose_the_geometry_in_monai(project: tuple[Path, Any]) -> No
                        _affines(root)["Case 001"], lowest_classes(truth["Case 001"]))
 
 
-def test_torchio_subjects_carry_the_geometry(project: tuple[Path, Any]) -> None:
+@MUTANT
+def test_torchio_subjects_carry_the_geometry(project: tuple[Path, Any], monkeypatch: Any, mutant: bool) -> None:
     need("torch")
     tio = need("torchio")
     root, truth = project
     affines = _affines(root)
+    if mutant:
+        _drop_affines(monkeypatch)
     subjects = labelport.Dataset(root, target="semantic").as_torchio()
     # 1.5 source voxels: TorchIO keeps the corner, so voxel centres fall between source centres, not on ties
     transform = tio.Compose([tio.ToCanonical(), tio.Resample((1.05, 1.2, 3.75))])
-    for n, name in enumerate(truth):
-        subject = transform(subjects[n])
-        assert subject["task_name"] == name
-        check_in_world(subject["image"].data[0].numpy(), subject["label"].data[0].numpy(),
-                       subject["image"].affine, affines[name], lowest_classes(truth[name]),
-                       atol=0.5 + 1e-3)  # TorchIO resamples the int16 CT back into int16
+
+    def check() -> None:
+        for n, name in enumerate(truth):
+            subject = transform(subjects[n])
+            assert subject["task_name"] == name
+            check_in_world(subject["image"].data[0].numpy(), subject["label"].data[0].numpy(),
+                           subject["image"].affine, affines[name], lowest_classes(truth[name]),
+                           atol=0.5 + 1e-3)  # TorchIO resamples the int16 CT back into int16
+
+    _judged(check, mutant)
 
 
 def test_dataloader_batches_volumes_of_different_shapes(tmp_path: Path, project: tuple[Path, Any]) -> None:
