@@ -114,7 +114,9 @@ class LocalExport(Source):
                 yield TaskRef(index, str(fields.get("taskId") or ""), str(fields.get("name") or ""), record)
 
     def stage_names(self) -> set[str]:
-        return {str(r["currentStageName"]) for r in self._records if isinstance(r, dict) and r.get("currentStageName")}
+        """The stages tasks are in, and END (ground truth), which every RedBrick workflow has."""
+        return {"END"} | {str(r["currentStageName"]) for r in self._records
+                          if isinstance(r, dict) and r.get("currentStageName")}
 
     def listing(self) -> list[tuple[str, str]]:
         return [(str(r.get("taskId") or ""), str(r.get("name") or "")) if isinstance(r, dict) else ("", "")
