@@ -221,3 +221,23 @@ def test_dry_run_says_what_would_change_and_writes_nothing(demo: Path, tmp_path:
     assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.rglob("*") if p.is_file()} == before
     real = _run("export", str(demo), "-o", str(out), "--writer", "nifti")
     assert "nifti: 1 written, 2 unchanged, 1 removed" in real.stdout, "the dry run told the truth"
+
+
+def test_tasks_of_an_export_folder(demo: Path) -> None:
+    records = json.loads((demo / "tasks.json").read_text())
+    listed = [json.loads(line) for line in _run("tasks", str(demo)).stdout.splitlines()]
+    assert [t["taskId"] for t in listed] == [r["taskId"] for r in records]
+    assert all(t["currentStageName"] == r["currentStageName"] and t["name"] == r["name"]
+               for t, r in zip(listed, records))
+    assert [s["name"] for s in listed[1]["series"]] == [s["name"] for s in records[1]["series"]]
+    ground_truth = _run("tasks", str(demo), "--search", "groundtruth").stdout.splitlines()
+    done = [json.loads(line)["name"] for line in ground_truth]
+    assert done == [r["name"] for r in records if r["currentStageName"] == "END"]
+    one = _run("tasks", str(demo), "--name", "Patient 00", "--limit", "1").stdout.splitlines()
+    assert [json.loads(line)["name"] for line in one] == ["Patient 001"]
+    assert _run("tasks", str(demo), "--name", "Patient 00", "--exact").stdout == ""
+    for args, message in [(["--stage", "review_1"], "did you mean 'Review_1'?"),
+                          (["--search", "queued"], "needs a live project"),
+                          (["--user-id", "x"], "are for redbrick:")]:
+        run = _run("tasks", str(demo), *args)
+        assert run.returncode == 2 and message in run.stderr, run.stderr

@@ -18,7 +18,7 @@ from ._version import __version__
 from .errors import LabelportError, OptionError
 from .export import ExportReport, export
 from .plugins import PLUGINS_ENV, Registry
-from .sources import REDBRICK_PREFIX, TaskFilter, redbrick_project
+from .sources import REDBRICK_PREFIX, LocalExport, TaskFilter, redbrick_project
 from .sources.audit import SEARCHES
 from .taskrun import quiet_library_logs
 
@@ -315,10 +315,11 @@ def _print_records(ctx: click.Context, records: Any) -> None:
         if ctx.obj.get("debug"):
             raise
         click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        sys.exit(USAGE if isinstance(exc, OptionError) else FAILED)
 
 
 _project_argument = click.argument("project", metavar="redbrick:ORG_ID/PROJECT_ID")
+_project_or_folder = click.argument("project", metavar="redbrick:ORG_ID/PROJECT_ID|FOLDER")
 
 
 @cli.command("active-time")
@@ -354,7 +355,7 @@ def events_command(ctx: click.Context, project: str, task_ids: tuple[str, ...], 
 
 @cli.command("tasks")
 @_debug_option
-@_project_argument
+@_project_or_folder
 @click.option("--search", type=click.Choice(SEARCHES, case_sensitive=False),
               help="Which tasks, as RedBrick's SDK names the task lists [default: ALL; with --stage, QUEUED; "
                    "with --completed-from/--completed-to, COMPLETED].")
@@ -372,7 +373,19 @@ def tasks_command(ctx: click.Context, project: str, search: str | None, stage: s
                   exact: bool, task_id: str | None, user_id: str | None, completed_from: str | None,
                   completed_to: str | None, limit: int | None, api_url: str | None, profile: str | None,
                   ca_bundle: str | None) -> None:
-    """List the tasks of a RedBrick project as NDJSON (RedBrick SDK listing records)."""
+    """List the tasks of a RedBrick project (or of an export folder) as NDJSON (RedBrick SDK listing records)."""
+    if not project.startswith(REDBRICK_PREFIX):
+        def local() -> Any:
+            if user_id or completed_from or completed_to or api_url or profile or ca_bundle:
+                raise OptionError("--user-id, --completed-from/--completed-to, --api-url, --profile and "
+                                  "--ca-bundle are for redbrick:ORG_ID/PROJECT_ID projects")
+            if not os.path.isdir(project):
+                raise OptionError(f"{project!r}: export folder not found")
+            return LocalExport(project).list_tasks(search, stage=stage, name=name, exact_match=exact,
+                                                    task_id=task_id, limit=limit)
+
+        _print_records(ctx, local)
+        return
     _print_records(ctx, lambda: _open_project(project, url=api_url, profile=profile, ca_bundle=ca_bundle).list_tasks(
         search, stage=stage, name=name, exact_match=exact, task_id=task_id, user_id=user_id,
         completed_at=(completed_from, completed_to), limit=limit))

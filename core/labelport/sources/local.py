@@ -113,6 +113,45 @@ class LocalExport(Source):
                 fields = record if isinstance(record, dict) else {}
                 yield TaskRef(index, str(fields.get("taskId") or ""), str(fields.get("name") or ""), record)
 
+    def list_tasks(self, search: str | None = None, *, stage: str | None = None, name: str | None = None,
+                   exact_match: bool = False, task_id: str | None = None,
+                   limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """The folder's tasks as listing records, in the fields RedBrick's SDK lists (``taskId``, ``name``,
+        ``createdAt``, ``currentStageName``, ``updatedAt``, ``createdBy``, ``priority``, ``metaData``,
+        ``series`` with their ``name``, ``metaData`` and ``imageHeaders``), where the record has them.
+        ``search`` is ``ALL`` (default) or ``GROUNDTRUTH`` (stage END): an export folder holds no assignments,
+        so RedBrick's other task lists cannot be made from it."""
+        from ..errors import OptionError, did_you_mean
+
+        search = (search or "ALL").upper()
+        if search not in ("ALL", "GROUNDTRUTH"):
+            raise OptionError(f"--search {search} needs a live project (redbrick:ORG_ID/PROJECT_ID); an export "
+                              "folder lists ALL or GROUNDTRUTH")
+        if stage is not None and stage not in self.stage_names():
+            known = self.stage_names()
+            raise OptionError(f"no task is in stage {stage!r}{did_you_mean(stage, known)} "
+                              f"(the stages: {', '.join(sorted(known))})")
+        count = 0
+        for record in self._records:
+            if not isinstance(record, dict):
+                continue
+            task_name = str(record.get("name") or "")
+            if (search == "GROUNDTRUTH" and record.get("currentStageName") != "END") or \
+                    (stage is not None and record.get("currentStageName") != stage) or \
+                    (task_id is not None and record.get("taskId") != task_id) or \
+                    (name is not None and not (task_name == name if exact_match else task_name.startswith(name))):
+                continue
+            if limit is not None and count >= limit:
+                return
+            count += 1
+            entry = {key: record[key] for key in ("taskId", "name", "createdAt", "currentStageName", "updatedAt",
+                                                  "createdBy", "priority", "metaData") if key in record}
+            series = [{key: s[key] for key in ("name", "metaData", "imageHeaders") if key in s}
+                      for s in record.get("series") or [] if isinstance(s, dict)]
+            if any(series):
+                entry["series"] = series
+            yield entry
+
     def stage_names(self) -> set[str]:
         """The stages tasks are in, and END (ground truth), which every RedBrick workflow has."""
         return {"END"} | {str(r["currentStageName"]) for r in self._records
