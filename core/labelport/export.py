@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from ._version import __version__
 from .context import ProjectContext
-from .errors import LabelportError, OptionError, PluginError, UnknownWriterError, did_you_mean
+from .errors import LabelportError, OptionError, PluginError, UnknownWriterError
 from .imageitems import IMAGES_MODES, ImagesMode
 from .manifest import Manifest, existing_files, fingerprint, input_digest
 from .outdir import OutputLock, check_output, clear_scratch
@@ -355,10 +355,8 @@ def export(
         raise OptionError("give task filters, the taxonomy and allow_outside_paths to the Source itself")
     src = open_source(source, task_filter=task_filter, taxonomy=taxonomy, allow_outside_paths=allow_outside_paths)
     stage = task_filter.stage or getattr(getattr(src, "filter", None), "stage", None)
-    known = src.stage_names() if isinstance(stage, str) else None
-    if isinstance(stage, str) and known is not None and stage not in known:
-        raise OptionError(f"no task is in stage {stage!r}{did_you_mean(stage, known)} "
-                          f"(the stages: {', '.join(sorted(known)) or 'none'})")
+    if isinstance(stage, str):
+        src.check_stage(stage)
     src.images_needed = images != "reference" or any(info.spec.needs_images for info, _ in chosen)
     src.label_memory = max_label_memory
     out = os.fspath(out)

@@ -53,8 +53,10 @@ def mhd_header(shape: tuple[int, ...], dtype: Any, affine: np.ndarray, data_file
     if not np.allclose(matrix.T @ matrix, np.eye(3), atol=1e-4):
         raise ValueError("the voxel axes are not orthogonal")
     letters = (("R", "L"), ("A", "P"), ("I", "S"))  # ITK: the side each axis runs from
-    orientation = "".join(letters[int(np.argmax(np.abs(matrix[:, a])))][0 if matrix[np.argmax(np.abs(
-        matrix[:, a])), a] > 0 else 1] for a in range(3))
+    orientation = ""
+    for axis in matrix.T:  # the direction of voxel axis i, j, k
+        nearest = int(np.argmax(np.abs(axis)))
+        orientation += letters[nearest][0 if axis[nearest] > 0 else 1]
     lines = ["ObjectType = Image", "NDims = 3", "BinaryData = True", "BinaryDataByteOrderMSB = False",
              f"CompressedData = {compressed_size is not None}"]
     if compressed_size is not None:

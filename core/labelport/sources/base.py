@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import OptionError, did_you_mean
 from ..model import Task, Taxonomy
 
 __all__ = ["Source", "TaskFilter", "TaskRef"]
@@ -75,6 +76,14 @@ class Source(ABC):
     def stage_names(self) -> set[str] | None:
         """The stage names a ``stage`` filter can match, when known (a filter naming another one is refused)."""
         return None
+
+    def check_stage(self, stage: str) -> None:
+        """Raise :class:`OptionError`, with the closest known name, when ``stage`` is not one of
+        :meth:`stage_names` (nothing is checked when they are unknown)."""
+        known = self.stage_names()
+        if known is not None and stage not in known:
+            raise OptionError(f"no task is in stage {stage!r}{did_you_mean(stage, known)} "
+                              f"(the stages: {', '.join(sorted(known)) or 'none'})")
 
     def input_files(self, ref: TaskRef) -> tuple[list[str], list[str]]:
         """The files a task's output depends on, for incremental export: its label maps and its images."""

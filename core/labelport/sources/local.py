@@ -121,16 +121,14 @@ class LocalExport(Source):
         ``series`` with their ``name``, ``metaData`` and ``imageHeaders``), where the record has them.
         ``search`` is ``ALL`` (default) or ``GROUNDTRUTH`` (stage END): an export folder holds no assignments,
         so RedBrick's other task lists cannot be made from it."""
-        from ..errors import OptionError, did_you_mean
+        from ..errors import OptionError
 
         search = (search or "ALL").upper()
         if search not in ("ALL", "GROUNDTRUTH"):
             raise OptionError(f"--search {search} needs a live project (redbrick:ORG_ID/PROJECT_ID); an export "
                               "folder lists ALL or GROUNDTRUTH")
-        if stage is not None and stage not in self.stage_names():
-            known = self.stage_names()
-            raise OptionError(f"no task is in stage {stage!r}{did_you_mean(stage, known)} "
-                              f"(the stages: {', '.join(sorted(known))})")
+        if stage is not None:
+            self.check_stage(stage)
         count = 0
         for record in self._records:
             if not isinstance(record, dict):
