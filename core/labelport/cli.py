@@ -48,6 +48,13 @@ class _ExportCommand(click.Command):
             formatter.write_text(f"{names}. `labelport writers` describes them and their options.")
 
 
+def _export_folder(path: str) -> str:
+    """An export folder named on the command line; a missing one is a usage error (exit 2)."""
+    if not os.path.isdir(path):
+        raise OptionError(f"SOURCE {path!r}: export folder not found")
+    return path
+
+
 def _parse_opts(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
     options: dict[str, dict[str, str]] = {}
     for item in values:
@@ -233,8 +240,7 @@ def export_command(
             raise OptionError("--since, --api-url, --profile and --ca-bundle are for redbrick:ORG_ID/PROJECT_ID "
                               "sources")
         else:
-            if not os.path.isdir(source):
-                raise OptionError(f"SOURCE {source!r}: export folder not found")
+            _export_folder(source)
             filters["allow_outside_paths"] = allow_outside_paths
         registry = _registry()
         show_bar = not quiet and sys.stderr.isatty()
@@ -379,9 +385,7 @@ def tasks_command(ctx: click.Context, project: str, search: str | None, stage: s
             if user_id or completed_from or completed_to or api_url or profile or ca_bundle:
                 raise OptionError("--user-id, --completed-from/--completed-to, --api-url, --profile and "
                                   "--ca-bundle are for redbrick:ORG_ID/PROJECT_ID projects")
-            if not os.path.isdir(project):
-                raise OptionError(f"{project!r}: export folder not found")
-            return LocalExport(project).list_tasks(search, stage=stage, name=name, exact_match=exact,
+            return LocalExport(_export_folder(project)).list_tasks(search, stage=stage, name=name, exact_match=exact,
                                                     task_id=task_id, limit=limit)
 
         _print_records(ctx, local)
