@@ -86,11 +86,11 @@ def write_records(root: Path, records: list[Any]) -> None:
 
 
 def ct_slices(key: str, shape: tuple[int, int, int], spacing: tuple[float, float, float],
-              origin: tuple[float, float, float], **attributes: Any) -> list[bytes]:
+              origin: tuple[float, float, float], pixels: np.ndarray | None = None, **attributes: Any) -> list[bytes]:
     """An axial CT series, lowest slice first, one small DICOM file per slice: ``shape`` is (columns, rows,
     slices), ``spacing`` (column spacing, row spacing, slice step) and ``origin`` the LPS position of the
-    first pixel of the lowest slice. ``attributes`` are set on every slice (PatientIdentityRemoved="YES", ...).
-    UIDs derive from ``key``."""
+    first pixel of the lowest slice. ``pixels`` (int16 HU, indexed like ``shape``) defaults to one value per
+    slice. ``attributes`` are set on every slice (PatientIdentityRemoved="YES", ...). UIDs derive from ``key``."""
     import io
 
     from pydicom.dataset import Dataset, FileMetaDataset
@@ -124,7 +124,8 @@ def ct_slices(key: str, shape: tuple[int, int, int], spacing: tuple[float, float
         ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = 1, 0, "HU"
         for keyword, value in attributes.items():
             setattr(ds, keyword, value)
-        ds.PixelData = np.full((shape[1], shape[0]), 20 + k, np.int16).tobytes()  # each slice its own value
+        plane = np.full((shape[1], shape[0]), 20 + k, np.int16) if pixels is None else pixels[:, :, k].T
+        ds.PixelData = np.ascontiguousarray(plane, "<i2").tobytes()
         buffer = io.BytesIO()
         ds.save_as(buffer, enforce_file_format=True)
         out.append(buffer.getvalue())

@@ -65,7 +65,7 @@ def test_overlapping_thin_case(tmp_path: Path, make_case: Any) -> None:
     assert sum(int(m.sum()) for m in expected.values()) == sum(int(m.sum()) for m in masks.values())
     seg = check_highdicom(path, heads, grid, expected)
     both = [n for n, m in by_number.items() if (m & by_number[1]).any() and n != 1]
-    assert both, "the make_case --overlap instances should overlap, and stay overlapping"
+    assert both, "the casegen --overlap instances should overlap, and stay overlapping"
     assert seg.SegmentationType == "BINARY" and seg.Modality == "SEG"
     assert seg.StudyInstanceUID == heads[0].StudyInstanceUID
     assert seg.FrameOfReferenceUID == heads[0].FrameOfReferenceUID

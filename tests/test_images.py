@@ -14,12 +14,12 @@ import SimpleITK as sitk
 import labelport
 from labelport import SourceError
 
-HU = {"Liver": 60, "Kidney": 150, "Tumor": 100, "Vessel": 250}  # make_case.py's CT values per category
+HU = {"Liver": 60, "Kidney": 150, "Tumor": 100, "Vessel": 250}  # the CT values casegen gives each category
 
 
 def _expected_hu(series: labelport.Series, labels: np.ndarray) -> dict[int, int]:
     out = {n: HU[s.category] for n, s in series.segments.items()}
-    out.update({g: 90 for g in series.overlap_groups})  # make_case gives overlap voxels their own value
+    out.update({g: 90 for g in series.overlap_groups})  # casegen gives overlap voxels their own value
     return {v: out[v] for v in np.unique(labels).tolist() if v}
 
 
