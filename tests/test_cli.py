@@ -241,3 +241,73 @@ def test_tasks_of_an_export_folder(demo: Path) -> None:
                           (["--user-id", "x"], "are for redbrick:")]:
         run = _run("tasks", str(demo), *args)
         assert run.returncode == 2 and message in run.stderr, run.stderr
+
+
+def test_events_of_an_export_folder_without_or_with_a_bad_trail(demo: Path) -> None:
+    run = _run("events", str(demo))
+    assert run.returncode == 1 and "no audit trail" in run.stderr and str(demo) in run.stderr, run.stderr
+    (demo / "report-1.json").write_text('[{"taskId": "a", "events": []}, 7, {"taskName": "no id"}, {"taskId": "b"')
+    run = _run("events", str(demo))
+    assert run.returncode == 1 and "report-1.json" in run.stderr and "malformed JSON" in run.stderr, run.stderr
+    (demo / "report-2.json").write_text('[{"taskId": "a", "events": []}, 7, {"taskName": "no id"}]')
+    run = _run("events", str(demo))
+    assert run.returncode == 0 and [json.loads(line)["taskId"] for line in run.stdout.splitlines()] == ["a"]
+    assert "report-2.json: record 2 is not a task's events" in run.stderr
+    assert "record 3" in run.stderr and "report-1.json" not in run.stderr, "the newest report is read"
+    run = _run("events", str(demo), "--since", "2025-01-01")  # task a is not in tasks.json and has no events
+    assert run.returncode == 0 and run.stdout == ""
+    run = _run("events", str(demo), "--api-url", "http://x")
+    assert run.returncode == 2 and "are for redbrick:" in run.stderr
+
+
+def test_verbose_prints_one_line_per_task_in_source_order(demo: Path, tmp_path: Path) -> None:
+    target, broken = demo / "segmentations/Patient 003/CT.nii.gz", "Patient 003"
+    target.write_bytes(target.read_bytes()[:60])  # cut short
+    run = _run("export", str(demo), "-o", str(tmp_path / "out"), "-w", "nifti,png", "-v", "-j", "2")
+    names = [t["name"] for t in json.loads((demo / "tasks.json").read_text())]
+    lines = [line for line in run.stdout.splitlines() if line.split(":")[0] in names]
+    assert [line.split(":")[0] for line in lines] == names, run.stdout
+    assert all(line.endswith("written nifti, png") for line in lines if not line.startswith(broken)), lines
+    assert f"{broken}: failed nifti, png" in lines and run.returncode == 1
+    assert f"failed: task '{broken}', series 'CT'" in run.stderr, "the reason is in the summary"
+    again = _run("-v", "export", str(demo), "-o", str(tmp_path / "out"), "-w", "nifti,png", "--dry-run")
+    assert f"{names[0]}: unchanged nifti, png" in again.stdout and f"{broken}: written nifti, png" in again.stdout
+
+    seen: list[labelport.TaskDone] = []
+    labelport.export(demo, tmp_path / "api", ["nifti"], on_task=seen.append, workers=2)
+    assert [t.name for t in seen] == names and [t.failed for t in seen if t.name == broken] == [("nifti",)]
+    assert all(t.messages for t in seen if t.name == broken)
+
+
+def test_writers_name_shows_one_writers_documentation() -> None:
+    import labelport_writers.png as png_module
+
+    run = _run("writers", "png")
+    assert run.returncode == 0 and run.stdout.startswith("png  ")
+    assert png_module.__doc__ is not None and png_module.__doc__.splitlines()[2] in run.stdout
+    assert "--opt png.mode=<color|index|binary> [default: color]" in run.stdout and "nifti" not in run.stdout
+    docs = json.loads(_run("writers", "png", "--json").stdout)["writers"]
+    assert [w["name"] for w in docs] == ["png"] and "Orientation:" in docs[0]["docs"]
+    wrong = _run("writers", "pgn")
+    assert wrong.returncode == 2 and "did you mean 'png'?" in wrong.stderr
+
+
+def _complete(words: str) -> list[str]:
+    """What bash completion offers for the last word of ``words`` (click's completion protocol)."""
+    env = {**os.environ, "_LABELPORT_COMPLETE": "bash_complete", "COMP_WORDS": words,
+           "COMP_CWORD": str(len(shlex.split(words)) - (0 if words.endswith(" ") else 1))}
+    run = subprocess.run([sys.executable, "-m", "labelport.cli"], env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    return [line.split(",", 1)[1] for line in run.stdout.splitlines()]
+
+
+def test_shell_completion_of_writers_and_options() -> None:
+    assert _complete("labelport export SRC -o OUT -w n") == ["nifti", "nnunet"]
+    assert _complete("labelport export SRC -o OUT --writer nifti,p") == ["nifti,png"]
+    assert _complete("labelport writers rt") == ["rtstruct"]
+    offered = _complete("labelport export SRC -w png --opt ")
+    assert offered[:5] == ["png.mode=", "png.axis=", "png.bits=", "png.overlap=", "png.compresslevel="], offered
+    assert "rtstruct.roi=" in offered, "other writers' options come after the chosen writers'"
+    assert _complete("labelport export SRC -w png --opt png.mode=") == [
+        "png.mode=color", "png.mode=index", "png.mode=binary"]
+    assert "## Shell completion" in README and "_LABELPORT_COMPLETE=bash_source labelport" in README

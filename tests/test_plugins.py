@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import nibabel as nib
 import numpy as np
 import pytest
 
@@ -376,3 +377,32 @@ def test_specs_with_unusable_functions_or_option_types_are_refused_at_registrati
         with pytest.raises(PluginError, match="need a type the command line can convert"):
             WriterSpec("w", "d", _write, options=options)
     WriterSpec("w", "d", lambda task, ctx, extra=None: {}, options=_Opts)  # more optional arguments are fine
+
+
+@pytest.mark.slow
+def test_new_writer_package_installs_and_passes_its_own_tests(tmp_path: Path, demo: Path) -> None:
+    made = _labelport(tmp_path, "new-writer", "lab-npy", "--dir", str(tmp_path / "src"))
+    assert made.returncode == 0, made.stderr
+    package = tmp_path / "src" / "labelport-lab-npy"
+    assert (package / ".github" / "workflows" / "tests.yml").is_file()
+    assert "${{ matrix.python-version }}" in (package / ".github" / "workflows" / "tests.yml").read_text()
+    lint = subprocess.run([sys.executable, "-m", "ruff", "check", "--isolated", "--line-length", "120", str(package)],
+                          capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--disable-pip-version-check", "--target", str(target), str(package)], check=True)
+    listing = json.loads(_labelport(target, "writers", "--json").stdout)["writers"]
+    assert {w["name"]: w["package"] for w in listing}["lab-npy"] == "labelport-lab-npy"
+    run = _labelport(target, "export", str(demo), "-o", str(tmp_path / "out"), "-w", "lab-npy")
+    assert run.returncode == 0, run.stderr
+    entry = json.loads((tmp_path / "out" / "tasks.json").read_text())[0]
+    source = nib.load(str(demo / "segmentations/Patient 001/CT.nii.gz"))
+    assert np.array_equal(np.load(tmp_path / "out" / entry["series"][0]["segmentations"]), np.asarray(source.dataobj))
+    assert np.allclose(entry["series"][0]["affine"], source.affine)
+    own = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=package,
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(target)}, timeout=300)
+    assert own.returncode == 0 and "2 passed" in own.stdout, own.stdout + own.stderr
+    again = _labelport(tmp_path, "new-writer", "lab-npy", "--dir", str(tmp_path / "src"))
+    assert again.returncode == 2 and "already exists" in again.stderr
+    assert _labelport(tmp_path, "new-writer", "../x").returncode == 2

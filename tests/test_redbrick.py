@@ -292,7 +292,7 @@ def test_active_time(served: tuple[Emulator, Path, Project], tmp_path: Path) -> 
 
 
 def test_events(served: tuple[Emulator, Path, Project], tmp_path: Path) -> None:
-    emulator, _, _ = served
+    emulator, demo, _ = served
     records = list(_project(emulator, tmp_path).events())
     assert [r["taskName"] for r in records] == ["Patient 001", "Patient 002", "Patient 003", "Patient 004"]
     day, tdid = "2025-03-01T", "10000000-0000-4000-8000-000000000001"
@@ -319,14 +319,24 @@ def test_events(served: tuple[Emulator, Path, Project], tmp_path: Path) -> None:
     # the task still in review: its save was not its last event, so it is not reported
     assert [e["eventType"] for e in records[2]["events"]] == [
         "TASK_CREATED", "TASK_ASSIGNED", "COMMENT_ADDED", "TASK_SUBMITTED", "TASK_ASSIGNED"]
-    ground_truth = _project(emulator, tmp_path, task_filter=TaskFilter.of(only_ground_truth=True)).events()
+    ground_truth = list(_project(emulator, tmp_path, task_filter=TaskFilter.of(only_ground_truth=True)).events())
     assert [r["taskName"] for r in ground_truth] == ["Patient 001", "Patient 002", "Patient 004"]
-    since = _project(emulator, tmp_path, since="2025-03-03T10:30:00+00:00").events()
+    since = list(_project(emulator, tmp_path, since="2025-03-03T10:30:00+00:00").events())
     assert [r["taskName"] for r in since] == ["Patient 003", "Patient 004"]
     result = _cli("events", LOCATION, "--task-id", records[1]["taskId"], "--api-url", emulator.url)
     assert result.exit_code == 0, result.output
     assert [json.loads(line) for line in result.output.splitlines()] == [records[1]]
     assert ("POST", "taskEventSDK") in emulator.requests
+
+    # the same trail saved in the export folder, as RedBrick's `redbrick report` writes it, gives the same answers
+    (demo / "report-1700000000.json").write_text(json.dumps(records[:1]))  # an older report
+    (demo / "report-1741000000.json").write_text(json.dumps(records, indent=2))
+    for args, expected in [((), records), (("--only-ground-truth",), list(ground_truth)),
+                           (("--since", "2025-03-03T10:30:00+00:00"), list(since)),
+                           (("--task-id", records[1]["taskId"]), [records[1]])]:
+        result = _cli("events", str(demo), *args)
+        assert result.exit_code == 0, result.output
+        assert [json.loads(line) for line in result.output.splitlines()] == expected, args
 
 
 def test_task_listing(served: tuple[Emulator, Path, Project], tmp_path: Path) -> None:

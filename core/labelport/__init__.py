@@ -28,7 +28,7 @@ from .errors import (
     UnknownWriterError,
     WriterError,
 )
-from .export import ExportReport, Failure, export
+from .export import ExportReport, Failure, TaskDone, export
 from .hookspecs import hookimpl, hookspec
 from .model import (
     VECTOR_ANNOTATION_KEYS,
@@ -118,6 +118,7 @@ __all__ = [
     "Source",
     "SourceError",
     "Task",
+    "TaskDone",
     "TaskEntries",
     "TaskFilter",
     "TaskRef",

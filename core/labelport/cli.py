@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -15,8 +16,8 @@ from typing import Any
 import click
 
 from ._version import __version__
-from .errors import LabelportError, OptionError
-from .export import ExportReport, export
+from .errors import LabelportError, OptionError, PluginError
+from .export import ExportReport, TaskDone, export
 from .plugins import PLUGINS_ENV, Registry
 from .sources import REDBRICK_PREFIX, LocalExport, TaskFilter, redbrick_project
 from .sources.audit import SEARCHES
@@ -39,6 +40,34 @@ def _type_name(kind: Any) -> str:
     if typing.get_origin(kind) is typing.Literal:
         return "|".join(map(str, typing.get_args(kind)))
     return str(getattr(kind, "__name__", kind)).replace("typing.", "")
+
+
+def _complete_writers(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """Shell completion of writer names; after a comma, of the next name in a ``--writer a,b`` list."""
+    from click.shell_completion import CompletionItem
+
+    head, _, tail = incomplete.rpartition(",")
+    prefix = f"{head}," if head else ""
+    return [CompletionItem(prefix + w.name, help=w.spec.description)
+            for w in _registry(show_warnings=False).writers() if w.name.startswith(tail)]
+
+
+def _complete_opts(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """Shell completion of ``--opt WRITER.KEY=`` (the writers chosen so far first), and of Literal values."""
+    from click.shell_completion import CompletionItem
+
+    chosen = {n.strip() for item in ctx.params.get("writers") or () for n in item.split(",")}
+    items = []
+    for info in sorted(_registry(show_warnings=False).writers(), key=lambda w: w.name not in chosen):
+        defaults, helps = info.spec.option_defaults(), info.spec.option_help()
+        for key, kind in info.spec.option_types().items():
+            stem = f"{info.name}.{key}="
+            if incomplete.startswith(stem) and typing.get_origin(kind) is typing.Literal:
+                items += [CompletionItem(f"{stem}{v}") for v in typing.get_args(kind)
+                          if f"{stem}{v}".startswith(incomplete)]
+            elif stem.startswith(incomplete):
+                items.append(CompletionItem(stem, help=helps.get(key) or f"default: {defaults[key]}"))
+    return items
 
 
 class _ExportCommand(click.Command):
@@ -96,6 +125,16 @@ def _quiet_option(command: Any) -> Any:
                         help="No progress bar and no summary unless something failed.")(command)
 
 
+def _verbose_option(command: Any) -> Any:
+    def remember(ctx: click.Context, _: Any, value: bool) -> bool:
+        if value:
+            ctx.find_root().ensure_object(dict)["verbose"] = True
+        return value
+
+    return click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=remember,
+                        help="One line per task: what each writer did with it (instead of a progress bar).")(command)
+
+
 def _plugin_option(command: Any) -> Any:
     """``-p/--plugin module[:object]``: a plugin without packaging (added to LABELPORT_PLUGINS, which worker
     processes read too)."""
@@ -116,6 +155,7 @@ def _plugin_option(command: Any) -> Any:
 @click.version_option(__version__, prog_name="labelport")
 @_debug_option
 @_quiet_option
+@_verbose_option
 @_plugin_option
 @click.pass_context
 def cli(ctx: click.Context) -> None:
@@ -160,8 +200,10 @@ def _open_project(location: str, **kwargs: Any) -> Any:
 @click.argument("source")
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("-w", "--writer", "writers", multiple=True, required=True, metavar="NAME",
+              shell_complete=_complete_writers,
               help="Writer to run (repeatable). One writer writes into OUT, several into OUT/<writer>/.")
-@click.option("--opt", "opts", multiple=True, metavar="WRITER.KEY=VALUE", help="A writer option (repeatable).")
+@click.option("--opt", "opts", multiple=True, metavar="WRITER.KEY=VALUE", shell_complete=_complete_opts,
+              help="A writer option (repeatable).")
 @click.option("--task-id", "task_ids", multiple=True, metavar="ID", help="Only this task (repeatable).")
 @click.option("--stage", metavar="NAME", help="Only tasks currently in this stage.")
 @click.option("--only-ground-truth", is_flag=True, help="Only tasks in the END stage.")
@@ -176,6 +218,9 @@ def _open_project(location: str, **kwargs: Any) -> Any:
               help="The written items point at SOURCE's image files, or at copies or hard links of them in OUT.")
 @click.option("-j", "--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes [default: one per core].")
+@click.option("--scheduler", metavar="ADDRESS|local:N",
+              help="Run the tasks on a Dask cluster: a scheduler address (tcp://HOST:8786), or local:N for a local "
+                   "cluster of N processes. Workers must see SOURCE and OUT at the same paths.")
 @click.option("--force", is_flag=True, help="Rewrite every task, even those unchanged since the last export.")
 @click.option("--dry-run", is_flag=True, help="Write nothing: show what would be written, left unchanged or removed.")
 @click.option("--task-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
@@ -185,6 +230,7 @@ def _open_project(location: str, **kwargs: Any) -> Any:
 @click.option("--allow-outside-paths", is_flag=True,
               help="Read paths in tasks.json that lead outside SOURCE (only for an export you trust).")
 @_quiet_option
+@_verbose_option
 @_debug_option
 @_plugin_option
 @click.pass_context
@@ -192,7 +238,7 @@ def export_command(
     ctx: click.Context, source: str, out: str, writers: tuple[str, ...], opts: tuple[str, ...],
     task_ids: tuple[str, ...], stage: str | None, only_ground_truth: bool, taxonomy: str | None,
     since: str | None, api_url: str | None, profile: str | None, ca_bundle: str | None, unknown_labels: str,
-    images: str, workers: int | None, force: bool, dry_run: bool, task_timeout: float | None,
+    images: str, workers: int | None, scheduler: str | None, force: bool, dry_run: bool, task_timeout: float | None,
     max_label_memory: str, allow_outside_paths: bool,
 ) -> None:
     """Export SOURCE into OUT. SOURCE is a RedBrick export folder, or redbrick:ORG_ID/PROJECT_ID for a live
@@ -201,7 +247,7 @@ def export_command(
     Exporting again into the same OUT rewrites only the tasks whose inputs or writer options changed,
     removes the outputs of tasks that left SOURCE, and resumes an interrupted export.
     """
-    debug, quiet = ctx.obj.get("debug", False), ctx.obj.get("quiet", False)
+    debug, quiet, verbose = (ctx.obj.get(flag, False) for flag in ("debug", "quiet", "verbose"))
     bar: Any = None
     writers = tuple(name.strip() for item in writers for name in item.split(",") if name.strip())
 
@@ -243,16 +289,17 @@ def export_command(
             _export_folder(source)
             filters["allow_outside_paths"] = allow_outside_paths
         registry = _registry()
-        show_bar = not quiet and sys.stderr.isatty()
+        show_bar = not quiet and not verbose and sys.stderr.isatty()
         with click.progressbar(length=1, label="exporting", file=sys.stderr, show_eta=True,
                                show_pos=True) if show_bar else nullcontext() as bar_:
             bar = bar_
             report = export(
                 target, out, list(writers), options=options, **filters, taxonomy=taxonomy,
                 unknown_labels=unknown_labels, images=images,  # type: ignore[arg-type]
-                registry=registry, progress=None if quiet else progress,
+                registry=registry, progress=None if quiet or verbose else progress,
+                on_task=_task_line if verbose else None,
                 workers=workers or os.cpu_count() or 1, force=force, task_timeout=task_timeout,
-                max_label_memory=memory, dry_run=dry_run,
+                max_label_memory=memory, dry_run=dry_run, scheduler=scheduler,
             )
     except LabelportError as exc:
         if debug:
@@ -286,6 +333,13 @@ def _size(text: str) -> int | None:
         raise OptionError(f"--max-label-memory {text!r}: expected a size such as 512MiB or 8GiB")
     value = int(float(found.group(1)) * _UNITS[found.group(2).lower()])
     return value or None
+
+
+def _task_line(task: TaskDone) -> None:
+    """``-v``: what happened to one task, e.g. ``Case 001: written nifti, png; unchanged mhd``."""
+    parts = [f"{what} {', '.join(names)}" for what, names in
+             (("written", task.written), ("unchanged", task.unchanged), ("failed", task.failed)) if names]
+    click.echo(f"{task.name}: {'; '.join(parts) or 'nothing to do'}")  # why it failed: in the summary
 
 
 def _summary(report: ExportReport, quiet: bool, debug: bool) -> None:
@@ -344,7 +398,7 @@ def active_time_command(ctx: click.Context, project: str, stage: str, task_id: s
 
 @cli.command("events")
 @_debug_option
-@_project_argument
+@_project_or_folder
 @click.option("--task-id", "task_ids", multiple=True, metavar="ID", help="Only this task (repeatable).")
 @click.option("--only-ground-truth", is_flag=True, help="Only tasks in the END stage.")
 @click.option("--since", metavar="TIME", help="Only tasks updated at or after TIME (ISO 8601 with a zone, or a date).")
@@ -353,8 +407,23 @@ def active_time_command(ctx: click.Context, project: str, stage: str, task_id: s
 def events_command(ctx: click.Context, project: str, task_ids: tuple[str, ...], only_ground_truth: bool,
                    since: str | None, api_url: str | None, profile: str | None, ca_bundle: str | None) -> None:
     """The audit trail of a RedBrick project: one NDJSON record per task, {taskId, taskName,
-    currentStageName, events}, as RedBrick's SDK reports it (all tasks, unless --only-ground-truth)."""
+    currentStageName, events}, as RedBrick's SDK reports it (all tasks, unless --only-ground-truth).
+
+    For an export folder, the trail RedBrick's CLI saved there (`redbrick report` writes report-<time>.json;
+    the newest is read).
+    """
     task_filter = TaskFilter.of(task_ids, only_ground_truth=only_ground_truth)
+    if not project.startswith(REDBRICK_PREFIX):
+        def local() -> Any:
+            if api_url or profile or ca_bundle:
+                raise OptionError("--api-url, --profile and --ca-bundle are for redbrick:ORG_ID/PROJECT_ID projects")
+            folder = LocalExport(_export_folder(project), task_filter=task_filter)
+            yield from folder.events(since)
+            for warning in folder.warnings:
+                click.echo(f"warning: {warning}", err=True)
+
+        _print_records(ctx, local)
+        return
     _print_records(ctx, lambda: _open_project(project, url=api_url, since=since, task_filter=task_filter,
                                               profile=profile, ca_bundle=ca_bundle).events())
 
@@ -398,12 +467,21 @@ def tasks_command(ctx: click.Context, project: str, search: str | None, stage: s
 @cli.command("writers")
 @_debug_option
 @_plugin_option
+@click.argument("name", required=False, shell_complete=_complete_writers)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def writers_command(as_json: bool) -> None:
-    """List the installed writers, their packages and options, and plugins that failed to load."""
+def writers_command(name: str | None, as_json: bool) -> None:
+    """List the installed writers, their packages and options, and plugins that failed to load; with NAME, the
+    full documentation of one writer."""
     registry = _registry(show_warnings=False)  # broken plugins and conflicts are listed below
+    infos = registry.writers()
+    if name is not None:
+        try:
+            infos = [registry.writer(name)]
+        except PluginError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(USAGE)
     rows: list[dict[str, Any]] = []
-    for info in registry.writers():
+    for info in infos:
         spec = info.spec
         rows.append({
             "name": spec.name, "description": spec.description, "package": info.plugin.package,
@@ -411,9 +489,11 @@ def writers_command(as_json: bool) -> None:
             "defaults": spec.option_defaults(), "help": spec.option_help(),
             "missing": spec.missing(),
         })
+        if name is not None:
+            rows[-1]["docs"] = inspect.getdoc(sys.modules.get(spec.write.__module__)) or ""
     broken = [{"plugin": b.name, "package": b.package, "version": b.version, "error": b.error}
-              for b in registry.broken]
-    conflicts = [registry.conflict_message(name) for name in registry.conflicts]
+              for b in registry.broken] if name is None else []
+    conflicts = [registry.conflict_message(n) for n in registry.conflicts] if name is None else []
     if as_json:
         click.echo(json.dumps({"writers": rows, "broken": broken, "conflicts": conflicts}, indent=2))
         return
@@ -421,6 +501,8 @@ def writers_command(as_json: bool) -> None:
     for r in rows:
         origin = f"{r['package']} {r['version']}".strip()
         click.echo(f"{r['name']:<{width}}  {r['description']}  [{origin}]")
+        if r.get("docs"):
+            click.echo("\n" + r["docs"] + "\n\nOptions:" * bool(r["options"]))
         for key, kind in r["options"].items():
             default = json.dumps(r["defaults"][key]) if r["defaults"][key] in ("", None) else r["defaults"][key]
             help_text = f"  {r['help'][key]}" if key in r["help"] else ""
@@ -432,6 +514,25 @@ def writers_command(as_json: bool) -> None:
         click.echo(f"broken plugin {b['plugin']!r} from package {b['package']!r}: {b['error']}")
     for message in conflicts:
         click.echo(f"conflict: {message}")
+
+
+@cli.command("new-writer")
+@_debug_option
+@click.argument("name")
+@click.option("--dir", "parent", default=".", show_default=True, type=click.Path(file_okay=False),
+              help="Where to create the package folder labelport-NAME.")
+def new_writer_command(name: str, parent: str) -> None:
+    """Create a pip-installable writer plugin package: the entry point, an options dataclass, a working write
+    function, a test that runs labelport's writer contract, and a CI workflow."""
+    from .newwriter import new_writer
+
+    try:
+        folder = new_writer(name, parent)
+    except OptionError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(USAGE)
+    click.echo(f"created {folder}: pip install -e '{folder}[test]', then `labelport writers {name}` and "
+               f"`pytest {folder}`")
 
 
 def main() -> None:

@@ -46,6 +46,33 @@ __all__ = ["ExportReport", "Failure", "export"]
 
 UnknownLabels = Literal["error", "warn"]
 Progress = Callable[[int, "int | None", bool], None]
+
+
+@dataclass(frozen=True)
+class TaskDone:
+    """One task, finished (given to ``export(on_task=...)`` in source order): the writers that wrote it, found it
+    unchanged, or failed on it (with the messages)."""
+
+    name: str
+    task_id: str
+    written: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
+    messages: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Notify:
+    """The caller's ``progress`` and ``on_task`` callbacks, told about each finished task."""
+
+    progress: Progress | None = None
+    on_task: Callable[[TaskDone], None] | None = None
+
+    def __call__(self, done: int, total: int | None, task: TaskDone) -> None:
+        if self.on_task is not None:
+            self.on_task(task)
+        if self.progress is not None:
+            self.progress(done, total, bool(task.messages))
 Chosen = list[tuple[WriterInfo, Any]]
 
 
@@ -287,7 +314,7 @@ class _Runner:
             self.pool.close(kill=kill)
 
 
-def _workers_for(src: Source, workers: int, timeout: float | None, registry: Registry) -> int:
+def _workers_for(src: Source, workers: int, timeout: float | None, registry: Registry, scheduler: Any = None) -> int:
     if workers > 1 and registry.in_process:
         warnings.warn("plugins registered in this process cannot run on worker processes; using one", stacklevel=3)
         return 1
@@ -297,6 +324,8 @@ def _workers_for(src: Source, workers: int, timeout: float | None, registry: Reg
         try:
             pickle.dumps(src)
         except Exception as exc:  # a Source holding a connection or a lock, say
+            if scheduler is not None:
+                raise OptionError(f"the source cannot be sent to Dask workers ({exc})") from None
             warnings.warn(f"the source cannot be sent to worker processes ({exc}); using one"
                           + (" and no time limit" if timeout is not None else ""), stacklevel=3)
             return 0
@@ -317,12 +346,14 @@ def export(
     images: ImagesMode = "reference",
     registry: Registry | None = None,
     progress: Progress | None = None,
+    on_task: Callable[[TaskDone], None] | None = None,
     workers: int = 1,
     force: bool = False,
     task_timeout: float | None = None,
     max_label_memory: int | None = 4 << 30,
     allow_outside_paths: bool = False,
     dry_run: bool = False,
+    scheduler: Any = None,
 ) -> ExportReport:
     """Export ``source`` (an export folder or a :class:`Source`) with the named writers into ``out``.
 
@@ -336,8 +367,11 @@ def export(
     ``max_label_memory`` bounds the bytes of one task's label maps (a larger map fails its task before anything
     is allocated; None: no bound). Paths in an export folder's tasks.json must stay inside it unless
     ``allow_outside_paths``. Only tasks whose inputs or options changed since the last export into ``out`` are
-    written, unless ``force``. ``dry_run`` writes nothing and reports what an export would write, leave
-    unchanged and remove (``report.written`` then counts the tasks that would be written).
+    written, unless ``force``. ``progress(done, total, failed)`` is called after each task and ``on_task`` with
+    a :class:`TaskDone` for it. ``dry_run`` writes nothing and reports what an export would write, leave
+    unchanged and remove (``report.written`` then counts the tasks that would be written). ``scheduler`` runs
+    the tasks on a Dask cluster instead of local processes: ``"local:N"`` (a LocalCluster of N processes), a
+    scheduler address (``"tcp://host:8786"``) or a ``distributed.Client`` (see :mod:`labelport.cluster`).
     Returns an :class:`ExportReport`; problems with single tasks never raise.
     """
     started = time.perf_counter()
@@ -348,20 +382,32 @@ def export(
         raise OptionError(f"max_label_memory must be a number of bytes above 0 or None, not {max_label_memory!r}")
     if not isinstance(allow_outside_paths, bool):
         raise OptionError("allow_outside_paths must be True or False")
+    if not (on_task is None or callable(on_task)):
+        raise OptionError("on_task must be a function or None")
+    notify = _Notify(progress, on_task)
     registry = registry or Registry()
+    if scheduler is not None and task_timeout is not None:
+        raise OptionError("task_timeout (--task-timeout) is for local workers; a Dask cluster has its own limits")
+    if scheduler is not None and registry.in_process:
+        raise OptionError("plugins registered in this process cannot run on a Dask cluster: install them as "
+                          "packages or name them with --plugin/LABELPORT_PLUGINS on every worker")
     chosen = _resolve_writers(registry, _names(writers, "writers"), options or {})
     task_filter = TaskFilter.of(_names(task_ids, "task_ids"), stage, only_ground_truth)
     if isinstance(source, Source) and (task_filter != TaskFilter() or taxonomy is not None or allow_outside_paths):
         raise OptionError("give task filters, the taxonomy and allow_outside_paths to the Source itself")
+    if scheduler is not None and not isinstance(source, Source):  # workers elsewhere: no path relative to here
+        source = os.path.abspath(source)
     src = open_source(source, task_filter=task_filter, taxonomy=taxonomy, allow_outside_paths=allow_outside_paths)
+    if scheduler is not None and isinstance(src, LocalExport) and not src.root.is_absolute():
+        raise OptionError(f"a Dask cluster needs the export folder as an absolute path, not {str(src.root)!r}")
     stage = task_filter.stage or getattr(getattr(src, "filter", None), "stage", None)
     if isinstance(stage, str):
         src.check_stage(stage)
     src.images_needed = images != "reference" or any(info.spec.needs_images for info, _ in chosen)
     src.label_memory = max_label_memory
-    out = os.fspath(out)
+    out = os.fspath(out) if scheduler is None else os.path.abspath(out)
     check_output(out, str(src.root) if isinstance(src, LocalExport) else None)
-    workers = _workers_for(src, workers, task_timeout, registry)
+    workers = _workers_for(src, workers if scheduler is None else 2, task_timeout, registry, scheduler)
     if workers == 0:
         workers, task_timeout = 1, None
     roots = {info.name: out if len(chosen) == 1 else os.path.join(out, info.name) for info, _ in chosen}
@@ -376,7 +422,7 @@ def export(
     report.dry_run = dry_run
     if dry_run:  # read-only: no folder, no lock, no journal
         manifests = {name: Manifest(root, existing=existing_files(root)) for name, root in roots.items()}
-        _run(src, chosen, roots, manifests, report, Settings(unknown_labels, images), progress, workers,
+        _run(src, chosen, roots, manifests, report, Settings(unknown_labels, images), notify, workers, scheduler,
              task_timeout, force, dry_run=True)
         report.warnings[:0] = src.warnings
         report.seconds = time.perf_counter() - started
@@ -393,7 +439,7 @@ def export(
             if manifest.writer != name:
                 manifest.writer, manifest.changed = name, True
         try:
-            _run(src, chosen, roots, manifests, report, Settings(unknown_labels, images), progress, workers,
+            _run(src, chosen, roots, manifests, report, Settings(unknown_labels, images), notify, workers, scheduler,
                  task_timeout, force)
         finally:  # what a worker killed mid-file left behind (the workers are gone by now)
             for root in roots.values():
@@ -404,7 +450,7 @@ def export(
 
 
 def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str, Manifest], report: ExportReport,
-         settings: Settings, progress: Progress | None, workers: int, timeout: float | None,
+         settings: Settings, notify: _Notify, workers: int, scheduler: Any, timeout: float | None,
          force: bool, dry_run: bool = False) -> None:
     names = list(roots)
     taxonomy = _digest(src.taxonomy)
@@ -417,7 +463,11 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
     seen: dict[str, int] = {}
     order: list[str] = []  # the tasks of this run, in source order
     total = src.count()
-    runner = _Runner(workers, timeout, src, chosen, roots, settings)
+    runner: Any = _Runner(workers, timeout, src, chosen, roots, settings)
+    if scheduler is not None:
+        from .cluster import DaskRunner
+
+        runner = DaskRunner(scheduler, src, names, {info.name: opts for info, opts in chosen}, roots, settings)
     # reference mode: items are paths from each writer root to the source, so where the roots are counts
     where = {n: os.path.abspath(r) if settings.images == "reference" else "" for n, r in roots.items()}
     base = str(src.root) if isinstance(src, LocalExport) else None  # however SOURCE was spelled
@@ -430,11 +480,10 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
         nonlocal flushed
         while flushed in pending and (not pending[flushed].todo or flushed in runner.done):
             slot = pending.pop(flushed)
-            failed = _finish(slot, runner.done.pop(flushed, None), names, manifests, report)
+            done = _finish(slot, runner.done.pop(flushed, None), names, manifests, report)
             order.append(slot.key)
             flushed += 1
-            if progress is not None:
-                progress(flushed, total, failed)
+            notify(flushed, total, done)
 
     try:
         for seq, ref in enumerate(src.refs()):
@@ -450,8 +499,10 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
                                               versions[info.name]) for info, opts in chosen}
             except Exception as exc:  # a record too malformed to even look at: this task fails, by name
                 if dry_run:
-                    report.failures.append(failure(exc, ref.label, ref.task_id, None))
+                    report.failures.append(lost := failure(exc, ref.label, ref.task_id, None))
                     flushed += 1
+                    notify(flushed, total, TaskDone(ref.label, ref.task_id, failed=tuple(names),
+                                                    messages=(lost.message,)))
                     continue
                 runner.done[seq] = Outcome(failures=[failure(exc, ref.label, ref.task_id, None)])
                 pending[seq] = _Slot(ref, key, "", {}, {}, names)
@@ -463,8 +514,8 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
                     (report.unchanged if n in reused else report.written)[n] += 1
                 order.append(key)
                 flushed += 1
-                if progress is not None:
-                    progress(flushed, total, False)
+                notify(flushed, total, TaskDone(ref.label, ref.task_id, tuple(n for n in names if n not in reused),
+                                                tuple(n for n in names if n in reused)))
                 continue
             pending[seq] = slot = _Slot(ref, key, folder, fps, reused, [n for n in names if n not in reused])
             if slot.todo:
@@ -505,13 +556,14 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
 
 
 def _finish(slot: _Slot, outcome: Outcome | None, names: list[str], manifests: Mapping[str, Manifest],
-            report: ExportReport) -> bool:
-    """Record one task's results, in source order; returns whether anything failed. A writer that failed on
+            report: ExportReport) -> TaskDone:
+    """Record one task's results, in source order, and say what happened to it. A writer that failed on
     the task loses its earlier output of it, so that the disk, the manifest and tasks.json agree and the next
     export tries (and reports) the task again."""
     outcome = outcome or Outcome()
     report.warnings += outcome.warnings
     report.failures += outcome.failures
+    written, failed = [], []
     for name in names:
         if name in slot.reused:
             report.unchanged[name] += 1
@@ -519,6 +571,11 @@ def _finish(slot: _Slot, outcome: Outcome | None, names: list[str], manifests: M
             text, files = outcome.results[name]
             manifests[name].record(slot.key, slot.fingerprints[name], files, text, slot.folder)
             report.written[name] += 1
+            written.append(name)
         else:
             manifests[name].forget(slot.key)
-    return bool(outcome.failures)
+            failed.append(name)
+    if outcome.failures and not failed:  # a failure that no writer owns still fails the task
+        failed = [f.writer or "" for f in outcome.failures]
+    return TaskDone(slot.ref.label, slot.ref.task_id, tuple(written), tuple(n for n in names if n in slot.reused),
+                    tuple(failed), tuple(f.message for f in outcome.failures))

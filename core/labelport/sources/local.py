@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import sys
@@ -44,6 +45,23 @@ def _read_json(path: Path) -> Any:
         raise SourceError(f"cannot read ({exc})", file=str(path)) from None
     finally:
         sys.setrecursionlimit(limit)
+
+
+def _stamp(name: str) -> int:
+    """The time in a ``report-<time>.json`` name (0 when it holds none)."""
+    digits = name[len("report-"):-len(".json")]
+    return int(digits) if digits.isdigit() else 0
+
+
+def _instant(text: Any) -> datetime.datetime | None:
+    """An ISO 8601 time with a zone, or None when ``text`` is not one."""
+    if not isinstance(text, str):
+        return None
+    try:
+        when = datetime.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else None
 
 
 class LocalExport(Source):
@@ -149,6 +167,42 @@ class LocalExport(Source):
             if any(series):
                 entry["series"] = series
             yield entry
+
+    def events(self, since: str | None = None) -> Iterator[dict[str, Any]]:
+        """The audit trail saved in the folder by RedBrick's CLI (``redbrick report`` writes
+        ``report-<time>.json``; the newest is read), one record per task, ``{taskId, taskName,
+        currentStageName, events}``, for the tasks of the folder's filter. ``since`` (ISO time or date) keeps
+        tasks updated at or after it: the task's ``updatedAt`` in tasks.json, else its last event. A record that
+        is not an object with a ``taskId`` is skipped with a warning."""
+        from .credentials import parse_since
+
+        reports = sorted(self.root.glob("report-*.json"), key=lambda p: (_stamp(p.name), p.name))
+        if not reports:
+            raise SourceError("no audit trail: RedBrick's `redbrick report` saves one here as report-<time>.json, "
+                              "and `labelport events redbrick:ORG_ID/PROJECT_ID` reads it from RedBrick",
+                              file=str(self.root))
+        path = reports[-1]
+        records = _read_json(path)
+        if not isinstance(records, list):
+            raise SourceError(f"expected a JSON array of task events, found a {type(records).__name__}",
+                              file=str(path))
+        start = _instant(parse_since(since)) if since else None
+        updated = {r.get("taskId"): r.get("updatedAt") for r in self._records if isinstance(r, dict)}
+        for n, record in enumerate(records):
+            if not isinstance(record, dict) or not isinstance(record.get("taskId"), str):
+                self.warnings.append(f"{path}: record {n + 1} is not a task's events (an object with a taskId); "
+                                     "skipped")
+                continue
+            if not self.filter.accepts(record["taskId"], record.get("currentStageName")):
+                continue
+            if start is not None:
+                events = record.get("events")
+                times = [_instant(e.get("createdAt")) for e in events if isinstance(e, dict)] \
+                    if isinstance(events, list) else []
+                when = _instant(updated.get(record["taskId"])) or max(filter(None, times), default=None)
+                if when is None or when < start:
+                    continue
+            yield record
 
     def stage_names(self) -> set[str]:
         """The stages tasks are in, and END (ground truth), which every RedBrick workflow has."""
