@@ -222,6 +222,7 @@ def _open_project(location: str, **kwargs: Any) -> Any:
               help="Run the tasks on a Dask cluster: a scheduler address (tcp://HOST:8786), or local:N for a local "
                    "cluster of N processes. Workers must see SOURCE and OUT at the same paths.")
 @click.option("--force", is_flag=True, help="Rewrite every task, even those unchanged since the last export.")
+@click.option("--report", "review", is_flag=True, help="Then write OUT/report/index.html (see `labelport report`).")
 @click.option("--dry-run", is_flag=True, help="Write nothing: show what would be written, left unchanged or removed.")
 @click.option("--task-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Stop a task that runs longer and report it [default: no limit].")
@@ -238,7 +239,8 @@ def export_command(
     ctx: click.Context, source: str, out: str, writers: tuple[str, ...], opts: tuple[str, ...],
     task_ids: tuple[str, ...], stage: str | None, only_ground_truth: bool, taxonomy: str | None,
     since: str | None, api_url: str | None, profile: str | None, ca_bundle: str | None, unknown_labels: str,
-    images: str, workers: int | None, scheduler: str | None, force: bool, dry_run: bool, task_timeout: float | None,
+    images: str, workers: int | None, scheduler: str | None, force: bool, review: bool, dry_run: bool,
+    task_timeout: float | None,
     max_label_memory: str, allow_outside_paths: bool,
 ) -> None:
     """Export SOURCE into OUT. SOURCE is a RedBrick export folder, or redbrick:ORG_ID/PROJECT_ID for a live
@@ -316,8 +318,26 @@ def export_command(
         click.echo("interrupted: what was exported so far is kept; the next export resumes", err=True)
         sys.exit(INTERRUPTED)
     _summary(report, quiet, debug)
+    if review and not dry_run:
+        _write_review(out, quiet, debug, workers or os.cpu_count() or 1)
     if not report.ok:
         sys.exit(FAILED)
+
+
+def _write_review(out: str, quiet: bool, debug: bool, workers: int) -> None:
+    from .review import write_report
+
+    try:
+        summary = write_report(out, workers=workers)
+    except Exception as exc:  # the export is done and kept; only its page failed
+        if debug:
+            raise
+        click.echo(f"error: the review page could not be written: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(FAILED)
+    for problem in summary.problems:
+        click.echo(f"warning: {problem}", err=True)
+    if not quiet:
+        click.echo(f"review page: {summary.index} ({summary.tasks} task(s), {summary.pictures} pictures)")
 
 
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1 << 10, "m": 1000**2, "mb": 1000**2, "mib": 1 << 20,
@@ -514,6 +534,26 @@ def writers_command(name: str | None, as_json: bool) -> None:
         click.echo(f"broken plugin {b['plugin']!r} from package {b['package']!r}: {b['error']}")
     for message in conflicts:
         click.echo(f"conflict: {message}")
+
+
+@cli.command("report")
+@_debug_option
+@_quiet_option
+@click.argument("out", type=click.Path(file_okay=False, exists=True))
+@click.option("-j", "--workers", type=click.IntRange(min=1), default=None,
+              help="Processes that read and picture the tasks [default: one per core].")
+@click.pass_context
+def report_command(ctx: click.Context, out: str, workers: int | None) -> None:
+    """Write OUT/report/index.html: what each writer folder in OUT holds, read back from its files. Per task,
+    series and class three orthogonal slices through the class's centroid with the labels over the image,
+    direction letters and slice positions; per class instances and volumes across tasks; the last export's
+    failures and options. Self-contained and offline: open it in a browser."""
+    from .review.page import writer_roots
+
+    if not writer_roots(out):
+        click.echo(f"error: {out} holds no export (no tasks.json in it or in its folders)", err=True)
+        sys.exit(USAGE)
+    _write_review(out, ctx.obj.get("quiet", False), ctx.obj.get("debug", False), workers or os.cpu_count() or 1)
 
 
 @cli.command("new-writer")

@@ -441,6 +441,10 @@ def export(
         try:
             _run(src, chosen, roots, manifests, report, Settings(unknown_labels, images), notify, workers, scheduler,
                  task_timeout, force)
+            from .review.runinfo import save_run
+
+            for info, opts in chosen:  # for the review page (labelport report)
+                save_run(roots[info.name], info.name, opts, report, src.taxonomy)
         finally:  # what a worker killed mid-file left behind (the workers are gone by now)
             for root in roots.values():
                 clear_scratch(root)

@@ -88,7 +88,8 @@ def load_aligned(series: Series, resample: bool = False) -> AlignedVolumes:
     return AlignedVolumes(image, _resample_labels(labels, label_affine, image.shape, image_affine), image_affine)
 
 
-def _itk(array: np.ndarray, ras_affine: np.ndarray) -> Any:
+def itk_image(array: np.ndarray, ras_affine: np.ndarray) -> Any:
+    """A SimpleITK image of ``array`` (voxel order i, j, k) on the grid of ``ras_affine``."""
     import SimpleITK as sitk
 
     lps = _LPS_FROM_RAS @ ras_affine
@@ -105,6 +106,6 @@ def _resample_labels(labels: np.ndarray, affine: np.ndarray, shape: tuple[int, .
     """Nearest-neighbour resampling of a label array onto another grid, through world coordinates."""
     import SimpleITK as sitk
 
-    reference = _itk(np.zeros(shape, dtype=np.uint8), target)
-    moved = sitk.Resample(_itk(labels, affine), reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    reference = itk_image(np.zeros(shape, dtype=np.uint8), target)
+    moved = sitk.Resample(itk_image(labels, affine), reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
     return np.asarray(sitk.GetArrayFromImage(moved).T)
