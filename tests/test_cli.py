@@ -311,3 +311,19 @@ def test_shell_completion_of_writers_and_options() -> None:
     assert _complete("labelport export SRC -w png --opt png.mode=") == [
         "png.mode=color", "png.mode=index", "png.mode=binary"]
     assert "## Shell completion" in README and "_LABELPORT_COMPLETE=bash_source labelport" in README
+
+
+def test_start_up_imports_only_what_the_command_needs() -> None:
+    import labelport.cli as command
+    import labelport.plugins
+    import labelport.sources
+    import labelport.sources.audit
+
+    assert command.REDBRICK_PREFIX == labelport.sources.REDBRICK_PREFIX
+    assert command.PLUGINS_ENV == labelport.plugins.PLUGINS_ENV and command.SEARCHES == labelport.sources.audit.SEARCHES
+    code = ("import sys, labelport.cli; print(sorted(m for m in ('numpy', 'labelport.pipeline', 'labelport.sources', "
+            "'labelport.plugins', 'msgspec', 'nibabel') if m in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stdout.strip() == "[]", run.stdout + run.stderr
+    assert _run("--version").stdout.strip() == f"labelport, version {labelport.__version__}"
+    assert callable(labelport.export) and labelport.export.__module__ == "labelport.pipeline"

@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .context import FileContext, ProjectContext, WriterContext
 from .errors import (
     LabelError,
     LabelportError,
@@ -28,26 +27,11 @@ from .errors import (
     UnknownWriterError,
     WriterError,
 )
-from .export import ExportReport, Failure, TaskDone, export
 from .hookspecs import hookimpl, hookspec
-from .model import (
-    VECTOR_ANNOTATION_KEYS,
-    Category,
-    LabelMap,
-    LabelVolume,
-    OverlapRule,
-    Segment,
-    Series,
-    Task,
-    Taxonomy,
-)
-from .paths import safe_name
-from .plugins import Registry, WriterInfo
-from .project import TaskEntries
-from .sources import LocalExport, Source, TaskFilter, TaskRef, open_source
 from .writer import NoOptions, ProjectFunction, WriterSpec
 
 if TYPE_CHECKING:
+    from .context import FileContext, ProjectContext, WriterContext
     from .contours import keyhole_outlines, mask_outlines, rasterize
     from .dataset import Dataset, collate
     from .dicomseries import (
@@ -61,20 +45,44 @@ if TYPE_CHECKING:
     )
     from .images import AlignedVolumes, load_aligned, read_image
     from .labels import Box, LabelViews, color_layers, views
+    from .model import (
+        VECTOR_ANNOTATION_KEYS,
+        Category,
+        LabelMap,
+        LabelVolume,
+        OverlapRule,
+        Segment,
+        Series,
+        Task,
+        Taxonomy,
+    )
     from .niftiio import read_label_nifti, write_nifti
+    from .paths import safe_name
+    from .pipeline import ExportReport, Failure, TaskDone, export
+    from .plugins import Registry, WriterInfo
+    from .project import TaskEntries
+    from .sources import LocalExport, Source, TaskFilter, TaskRef, open_source
 
-# Public names whose modules import heavy libraries (nibabel, pydicom, scipy): loaded on first use, so that
-# `labelport --help` and an unchanged incremental export start fast.
-_LAZY = {
-    "keyhole_outlines": "contours", "mask_outlines": "contours", "rasterize": "contours",
-    "Dataset": "dataset", "collate": "dataset",
-    "AlignedVolumes": "images", "load_aligned": "images", "read_image": "images",
-    "Alignment": "dicomseries", "DicomImage": "dicomseries", "DicomSeries": "dicomseries",
-    "align_grids": "dicomseries", "align_to_series": "dicomseries", "describe_grid": "dicomseries",
-    "read_dicom_series": "dicomseries",
-    "Box": "labels", "LabelViews": "labels", "color_layers": "labels", "views": "labels",
-    "read_label_nifti": "niftiio", "write_nifti": "niftiio",
+# Public names by module, loaded on first use: `labelport --version` and a plugin module's `import labelport`
+# import none of them, and a command pays only for what it touches (nibabel, pydicom and scipy load late).
+_MODULES = {
+    "context": ["FileContext", "ProjectContext", "WriterContext"],
+    "contours": ["keyhole_outlines", "mask_outlines", "rasterize"],
+    "dataset": ["Dataset", "collate"],
+    "dicomseries": ["Alignment", "DicomImage", "DicomSeries", "align_grids", "align_to_series", "describe_grid",
+                    "read_dicom_series"],
+    "pipeline": ["ExportReport", "Failure", "TaskDone", "export"],
+    "images": ["AlignedVolumes", "load_aligned", "read_image"],
+    "labels": ["Box", "LabelViews", "color_layers", "views"],
+    "model": ["VECTOR_ANNOTATION_KEYS", "Category", "LabelMap", "LabelVolume", "OverlapRule", "Segment", "Series",
+              "Task", "Taxonomy"],
+    "niftiio": ["read_label_nifti", "write_nifti"],
+    "paths": ["safe_name"],
+    "plugins": ["Registry", "WriterInfo"],
+    "project": ["TaskEntries"],
+    "sources": ["LocalExport", "Source", "TaskFilter", "TaskRef", "open_source"],
 }
+_LAZY = {name: module for module, names in _MODULES.items() for name in names}
 
 
 def __getattr__(name: str) -> Any:

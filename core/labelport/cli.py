@@ -17,17 +17,24 @@ import click
 
 from ._version import __version__
 from .errors import LabelportError, OptionError, PluginError
-from .export import ExportReport, TaskDone, export
-from .plugins import PLUGINS_ENV, Registry
-from .sources import REDBRICK_PREFIX, LocalExport, TaskFilter, redbrick_project
-from .sources.audit import SEARCHES
-from .taskrun import quiet_library_logs
+
+if typing.TYPE_CHECKING:
+    from .pipeline import ExportReport, TaskDone
+    from .plugins import Registry
+
+# what every command needs is imported here; the pipeline, the sources and the plugins when a command runs, so
+# that `labelport --version` and `--help` start fast
+REDBRICK_PREFIX = "redbrick:"  # labelport.sources.REDBRICK_PREFIX (a test keeps the two equal)
+PLUGINS_ENV = "LABELPORT_PLUGINS"  # labelport.plugins.PLUGINS_ENV
+SEARCHES = ("ALL", "GROUNDTRUTH", "UNASSIGNED", "QUEUED", "DRAFT", "SKIPPED", "COMPLETED", "FAILED", "ISSUES")
 
 __all__ = ["main"]
 
 
 def _registry(show_warnings: bool = True) -> Registry:
     """The plugin registry; its loading warnings become one plain line each on stderr."""
+    from .plugins import Registry
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         registry = Registry()
@@ -167,7 +174,7 @@ def cli(ctx: click.Context) -> None:
     debug = ctx.obj["debug"]
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(message)s")
     logging.getLogger("nibabel.global").propagate = False  # nibabel prints its warnings itself: once is enough
-    quiet_library_logs()
+    logging.getLogger("pydicom").setLevel(logging.ERROR)  # its warnings reach the report, named, once
 
 
 def _redbrick_options(command: Any) -> Any:
@@ -191,6 +198,8 @@ def _warn_tls(project: Any) -> None:
 
 
 def _open_project(location: str, **kwargs: Any) -> Any:
+    from .sources import redbrick_project
+
     project = redbrick_project(location, **kwargs)
     _warn_tls(project)
     return project
@@ -249,6 +258,9 @@ def export_command(
     Exporting again into the same OUT rewrites only the tasks whose inputs or writer options changed,
     removes the outputs of tasks that left SOURCE, and resumes an interrupted export.
     """
+    from .pipeline import export
+    from .sources import TaskFilter, redbrick_project
+
     debug, quiet, verbose = (ctx.obj.get(flag, False) for flag in ("debug", "quiet", "verbose"))
     bar: Any = None
     writers = tuple(name.strip() for item in writers for name in item.split(",") if name.strip())
@@ -432,6 +444,8 @@ def events_command(ctx: click.Context, project: str, task_ids: tuple[str, ...], 
     For an export folder, the trail RedBrick's CLI saved there (`redbrick report` writes report-<time>.json;
     the newest is read).
     """
+    from .sources import LocalExport, TaskFilter
+
     task_filter = TaskFilter.of(task_ids, only_ground_truth=only_ground_truth)
     if not project.startswith(REDBRICK_PREFIX):
         def local() -> Any:
@@ -469,6 +483,8 @@ def tasks_command(ctx: click.Context, project: str, search: str | None, stage: s
                   completed_to: str | None, limit: int | None, api_url: str | None, profile: str | None,
                   ca_bundle: str | None) -> None:
     """List the tasks of a RedBrick project (or of an export folder) as NDJSON (RedBrick SDK listing records)."""
+    from .sources import LocalExport
+
     if not project.startswith(REDBRICK_PREFIX):
         def local() -> Any:
             if user_id or completed_from or completed_to or api_url or profile or ca_bundle:

@@ -32,7 +32,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from .export import export
+from .pipeline import export
 from .plugins import Registry
 
 __all__ = ["check_writer", "make_contract_project", "output_files", "project_files", "referenced_paths",
