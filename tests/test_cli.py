@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import pty
@@ -327,3 +328,11 @@ def test_start_up_imports_only_what_the_command_needs() -> None:
     assert run.returncode == 0 and run.stdout.strip() == "[]", run.stdout + run.stderr
     assert _run("--version").stdout.strip() == f"labelport, version {labelport.__version__}"
     assert callable(labelport.export) and labelport.export.__module__ == "labelport.pipeline"
+    code = ("import sys\nfrom labelport.cli import cli\ntry:\n    cli(['writers'], prog_name='labelport')\n"
+            "except SystemExit:\n    pass\nprint(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('numpy', 'nibabel', 'msgspec', 'labelport_writers')), file=sys.stderr)")
+    listing = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    imported = set(ast.literal_eval(listing.stderr.strip().splitlines()[-1]))
+    assert listing.returncode == 0 and "nnunet" in listing.stdout
+    assert "labelport_writers.nifti" in imported
+    assert not imported & {"numpy", "nibabel", "msgspec"}, "listing the writers loads none of them"

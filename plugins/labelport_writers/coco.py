@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import labelport
 
 from ._common import labelled
-from ._training import modality
 from .png import display_volume, save_slice, slice_name
 
 if TYPE_CHECKING:
@@ -64,6 +63,8 @@ def _window_of(text: str) -> tuple[float, float]:
 def _grey(image: np.ndarray, series: labelport.Series, window: str) -> np.ndarray:
     """The image as 8-bit grey."""
     import numpy as np
+
+    from ._training import modality
 
     if window:
         level, width = _window_of(window)

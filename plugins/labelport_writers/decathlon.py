@@ -17,7 +17,6 @@ from typing import Any, Literal
 import labelport
 
 from ._common import GzipOptions
-from ._training import class_names, entry_cases, write_cases
 
 
 @dataclass(frozen=True)
@@ -36,10 +35,14 @@ def _image_paths(case: str, count: int) -> list[str]:
 
 
 def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
+    from ._training import write_cases  # numpy and the training code load when the writer runs, not when listed
+
     return write_cases(task, ctx, "monai", _image_paths)
 
 
 def project(entries: labelport.TaskEntries, ctx: labelport.ProjectContext) -> None:
+    from ._training import class_names, entry_cases
+
     cases, channels = entry_cases(entries, "monai")
 
     def local(path: Any) -> Any:

@@ -23,7 +23,6 @@ from typing import Any, Literal
 import labelport
 
 from ._common import GzipOptions
-from ._training import class_names, entry_cases, region_labels, write_cases
 
 
 @dataclass(frozen=True)
@@ -38,11 +37,15 @@ class Options(GzipOptions):
 
 
 def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
+    from ._training import write_cases  # numpy and the training code load when the writer runs, not when listed
+
     return write_cases(task, ctx, "nnunet", lambda case, count: [f"imagesTr/{case}_{n:04d}.nii.gz"
                                                                  for n in range(count)])
 
 
 def project(entries: labelport.TaskEntries, ctx: labelport.ProjectContext) -> None:
+    from ._training import class_names, entry_cases, region_labels
+
     opts: Options = ctx.options
     cases, channels = entry_cases(entries, "nnunet")
     names = class_names(ctx.taxonomy)
