@@ -208,3 +208,20 @@ def test_readme_review_example(tmp_path: Path) -> None:
                        if np.isin(data, [int(key), *e.get("overlappingGroups", [])]).any()}
             expected += 3 * len(present)
     assert expected > 0 and page.count("<figure") == expected
+
+
+def test_a_report_folder_that_is_not_ours_is_left_alone(demo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert subprocess.run([sys.executable, "-m", "labelport.cli", "export", str(demo), "-o", str(out), "-w", "nifti",
+                           "-q"], capture_output=True, timeout=300).returncode == 0
+    (out / "report").mkdir()
+    (out / "report" / "notes.txt").write_text("mine")
+    run = subprocess.run([sys.executable, "-m", "labelport.cli", "report", str(out)], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 1 and "is not a labelport review page" in run.stderr
+    assert (out / "report" / "notes.txt").read_text() == "mine"
+    (out / "report" / "notes.txt").unlink()
+    for _ in range(2):  # an empty folder, then our own page, are replaced
+        run = subprocess.run([sys.executable, "-m", "labelport.cli", "report", str(out)], capture_output=True,
+                             text=True, timeout=300)
+        assert run.returncode == 0 and (out / "report" / "index.html").is_file(), run.stderr

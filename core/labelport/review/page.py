@@ -25,6 +25,7 @@ from .runinfo import load_run
 __all__ = ["ReportSummary", "write_report"]
 
 TASKS_PER_PAGE = 50
+MARKER = ".labelport-report"
 
 
 @dataclass
@@ -151,9 +152,14 @@ def write_report(out: str | os.PathLike[str], size: int = 256, workers: int = 1)
 
     out = os.fspath(out)
     report_dir = Path(out) / "report"
-    if report_dir.exists():
+    if report_dir.exists():  # ours (it has the marker) is replaced; anything else there is not touched
+        if not (report_dir / MARKER).is_file() and (not report_dir.is_dir() or any(report_dir.iterdir())):
+            from ..errors import LabelportError
+
+            raise LabelportError(f"{report_dir} exists and is not a labelport review page: move it away first")
         shutil.rmtree(report_dir)
     (report_dir / "img").mkdir(parents=True)
+    (report_dir / MARKER).write_text("written by labelport report; the folder is replaced by the next one\n")
     env = jinja2.Environment(loader=jinja2.PackageLoader("labelport.review", "."), autoescape=True)
     summary = ReportSummary(index=str(report_dir / "index.html"))
     roots_context = []
