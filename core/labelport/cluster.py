@@ -6,11 +6,14 @@ ever written here, so incremental exports, the output lock and resumption behave
 process pool. Workers read the source and write their files into the output folder themselves, through a
 filesystem they share with the client; each file is written aside and moved into place when complete.
 
-The export's shared state (the source, the writers' names and options, the output roots) is scattered to the
-workers once, under a neutral key: a RedBrick API key inside the source never appears in a task's key, its
-arguments' repr, the dashboard or the logs. At most two tasks per worker thread are in flight, so the client's
-memory does not grow with the number of tasks. A worker that dies mid-task has its task run again on another
-worker (Dask's ``allowed-failures``); a task that kills workers that often fails alone, by name.
+The export's shared state (the source, the writers' names and options, the output roots) is pickled once into
+one Dask task that every labelport task depends on, sealed so that its repr is a label: a RedBrick API key
+inside the source never appears in a task's key, its arguments' repr, the dashboard or the logs, and a worker
+that dies holding it loses nothing (Dask runs that task again). Each worker process unpickles it once per
+export, and two exports sharing a cluster keep their states apart. At most two tasks per worker thread are in
+flight, so the client's memory does not grow with the number of tasks. A worker that dies mid-task has its task
+run again on another worker (Dask's ``allowed-failures``); a task that kills workers that often fails alone, by
+name.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import os
 import pickle
 import threading
 import uuid
+from collections import OrderedDict
 from typing import Any
 
 from .errors import LabelportError, OptionError
@@ -27,8 +31,10 @@ from .taskrun import Failure, Outcome, Settings
 
 __all__ = ["DaskRunner", "connect"]
 
-_STATE: dict[str, Any] = {}
-_STATE_LOCK = threading.Lock()
+#: per export (its token): the worker state of the exports this process has run tasks for, the latest few; two
+#: exports sharing a cluster (and a worker's threads) never see each other's source, writers or output roots
+_STATES: OrderedDict[str, dict[str, Any]] = OrderedDict()
+_STATES_LOCK = threading.Lock()
 
 
 def connect(scheduler: Any) -> tuple[Any, Any]:
@@ -59,15 +65,34 @@ def connect(scheduler: Any) -> tuple[Any, Any]:
         raise LabelportError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from None
 
 
-def _run_on_worker(state: Any, token: str, ref: TaskRef, folder: str, names: list[str]) -> Outcome:
-    """The Dask task: set this worker process up for the export once (``token``), then run one task."""
-    from .taskrun import worker_init, worker_run
+class _Sealed:
+    """The export's pickled state, shown by repr as a label only (a task's arguments appear in reprs)."""
 
-    with _STATE_LOCK:
-        if _STATE.get("token") != token:
-            worker_init(*pickle.loads(state))
-            _STATE["token"] = token
-    return worker_run(ref, folder, names)
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:
+        return "<labelport export state>"
+
+
+def _hold(state: _Sealed) -> _Sealed:
+    """The task whose result every labelport task reads: if the worker holding it dies, Dask runs it again."""
+    return state
+
+
+def _run_on_worker(state: _Sealed, token: str, ref: TaskRef, folder: str, names: list[str]) -> Outcome:
+    """The Dask task: set this worker process up for the export once (``token``), then run one task."""
+    from .taskrun import run_with, worker_state
+
+    with _STATES_LOCK:
+        if token not in _STATES:
+            _STATES[token] = worker_state(*pickle.loads(state.data))
+            while len(_STATES) > 4:
+                _STATES.popitem(last=False)
+        mine = _STATES[token]
+    return run_with(mine, ref, folder, names)
 
 
 class DaskRunner:
@@ -94,8 +119,10 @@ class DaskRunner:
 
         threads = sum(self.client.nthreads().values()) or 1
         self.limit = 2 * threads
-        # pickled here, so that a worker unpickles it only once and nothing in it is ever shown by repr
-        self.shared = self.client.scatter(pickle.dumps(self.state), broadcast=True, hash=False)
+        # pickled here, so that a worker unpickles it only once and nothing in it is ever shown by repr; a task
+        # rather than scattered data, so that losing the worker that holds it loses nothing
+        self.shared = self.client.submit(_hold, _Sealed(pickle.dumps(self.state)), key=f"labelport-state-{self.token}",
+                                         pure=False)
         # results come back with the futures, gathered in the background (not one round trip per task)
         self.futures = distributed.as_completed(with_results=True, raise_errors=False)
 

@@ -172,8 +172,10 @@ def run_task(src: Source, ref: TaskRef, folder: str, chosen: Chosen, roots: Mapp
 _WORKER: dict[str, Any] = {}
 
 
-def worker_init(src: Source, names: list[str], options: dict[str, Any], roots: dict[str, str],
-                settings: Settings) -> None:
+def worker_state(src: Source, names: list[str], options: dict[str, Any], roots: dict[str, str],
+                 settings: Settings) -> dict[str, Any]:
+    """What a worker process needs to run an export's tasks: its own copy of the source, the writers (from its
+    own plugin registry) with their options, the output roots and the settings."""
     import pickle
 
     from .plugins import Registry
@@ -183,10 +185,20 @@ def worker_init(src: Source, names: list[str], options: dict[str, Any], roots: d
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the parent process already reported broken plugins
         registry = Registry()
-    _WORKER.update(src=src, chosen=[(registry.writer(n), options[n]) for n in names], roots=roots,
-                   settings=settings, pid=os.getpid())
+    return {"src": src, "chosen": [(registry.writer(n), options[n]) for n in names], "roots": roots,
+            "settings": settings, "pid": os.getpid()}
+
+
+def run_with(state: dict[str, Any], ref: TaskRef, folder: str, names: list[str]) -> Outcome:
+    """Run one task with a :func:`worker_state`, with the writers in ``names``."""
+    chosen = [(info, opts) for info, opts in state["chosen"] if info.name in names]
+    return run_task(state["src"], ref, folder, chosen, state["roots"], state["settings"])
+
+
+def worker_init(src: Source, names: list[str], options: dict[str, Any], roots: dict[str, str],
+                settings: Settings) -> None:
+    _WORKER.update(worker_state(src, names, options, roots, settings))
 
 
 def worker_run(ref: TaskRef, folder: str, names: list[str]) -> Outcome:
-    chosen = [(info, opts) for info, opts in _WORKER["chosen"] if info.name in names]
-    return run_task(_WORKER["src"], ref, folder, chosen, _WORKER["roots"], _WORKER["settings"])
+    return run_with(_WORKER, ref, folder, names)
