@@ -10,6 +10,7 @@ import sys
 import time
 import typing
 import warnings
+from collections.abc import Callable
 from contextlib import nullcontext
 from typing import Any
 
@@ -122,24 +123,21 @@ def _debug_option(command: Any) -> Any:
                         help="Show tracebacks (a writer's too) and debug logging.")(command)
 
 
-def _quiet_option(command: Any) -> Any:
+def _root_flag(key: str, *decls: str, help: str) -> Callable[[Any], Any]:
+    """A flag of the group that each command also takes (before or after the command name), kept in the root
+    context's ``obj[key]``."""
+
     def remember(ctx: click.Context, _: Any, value: bool) -> bool:
         if value:
-            ctx.find_root().ensure_object(dict)["quiet"] = True
+            ctx.find_root().ensure_object(dict)[key] = True
         return value
 
-    return click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=remember,
-                        help="No progress bar and no summary unless something failed.")(command)
+    return click.option(*decls, is_flag=True, expose_value=False, callback=remember, help=help)
 
 
-def _verbose_option(command: Any) -> Any:
-    def remember(ctx: click.Context, _: Any, value: bool) -> bool:
-        if value:
-            ctx.find_root().ensure_object(dict)["verbose"] = True
-        return value
-
-    return click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=remember,
-                        help="One line per task: what each writer did with it (instead of a progress bar).")(command)
+_quiet_option = _root_flag("quiet", "-q", "--quiet", help="No progress bar and no summary unless something failed.")
+_verbose_option = _root_flag("verbose", "-v", "--verbose",
+                             help="One line per task: what each writer did with it (instead of a progress bar).")
 
 
 def _plugin_option(command: Any) -> Any:

@@ -161,10 +161,6 @@ class DaskRunner:
             message = f"task {ref.label!r}: failed on the Dask worker ({type(exc).__name__}: {exc})"
         return Outcome(failures=[Failure(ref.label, ref.task_id, None, message)])
 
-    @property
-    def in_flight(self) -> int:
-        return 0 if self.futures is None else int(self.futures.count())
-
     def close(self, kill: bool = False) -> None:
         if self.client is None:
             return

@@ -85,7 +85,7 @@ def load_aligned(series: Series, resample: bool = False) -> AlignedVolumes:
                           f"{describe_grid(image.shape, _LPS_FROM_RAS @ image_affine)}; label map "
                           f"{describe_grid(labels.shape, _LPS_FROM_RAS @ label_affine)} "
                           "(resample=True puts the labels on the image grid)", series=series.name)
-    return AlignedVolumes(image, _resample_labels(labels, label_affine, image.shape, image_affine), image_affine)
+    return AlignedVolumes(image, regrid(labels, label_affine, image.shape, image_affine), image_affine)
 
 
 def itk_image(array: np.ndarray, ras_affine: np.ndarray) -> Any:
@@ -101,11 +101,17 @@ def itk_image(array: np.ndarray, ras_affine: np.ndarray) -> Any:
     return image
 
 
-def _resample_labels(labels: np.ndarray, affine: np.ndarray, shape: tuple[int, ...], target: np.ndarray
-                     ) -> np.ndarray:
-    """Nearest-neighbour resampling of a label array onto another grid, through world coordinates."""
+def regrid(array: np.ndarray, ras_affine: np.ndarray, shape: tuple[int, ...], target: np.ndarray,
+           nearest: bool = True) -> np.ndarray:
+    """``array`` (on the grid of ``ras_affine``) on the grid (``shape``, ``target``), through world coordinates:
+    nearest neighbour (labels and masks keep their type), or linear (as float32)."""
+    if array.shape == tuple(shape) and np.allclose(ras_affine, target, atol=1e-4):
+        return array
     import SimpleITK as sitk
 
     reference = itk_image(np.zeros(shape, dtype=np.uint8), target)
-    moved = sitk.Resample(itk_image(labels, affine), reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
-    return np.asarray(sitk.GetArrayFromImage(moved).T)
+    moving = array.astype(np.uint8) if array.dtype == bool else array if nearest else array.astype(np.float32)
+    moved = sitk.Resample(itk_image(moving, ras_affine), reference, sitk.Transform(),
+                          sitk.sitkNearestNeighbor if nearest else sitk.sitkLinear, 0)
+    out = np.asarray(sitk.GetArrayFromImage(moved).T)
+    return out.astype(bool) if array.dtype == bool else out

@@ -305,26 +305,28 @@ class _Runner:
                                                    f"the time limit of {result.seconds:g} s (--task-timeout)")])
             self.done[seq] = result
 
-    @property
-    def in_flight(self) -> int:
-        return 0 if self.pool is None else int(self.pool.busy)
-
     def close(self, kill: bool = False) -> None:
         if self.pool is not None:
             self.pool.close(kill=kill)
 
 
 def _workers_for(src: Source, workers: int, timeout: float | None, registry: Registry, scheduler: Any = None) -> int:
-    if workers > 1 and registry.in_process:
+    """The worker processes to use: 1 when plugins or the source cannot reach other processes (0: not even for
+    a time limit). A Dask cluster has no such fallback: there, either is an error."""
+    remote = scheduler is not None
+    if (workers > 1 or remote) and registry.in_process:
+        if remote:
+            raise OptionError("plugins registered in this process cannot run on a Dask cluster: install them as "
+                              "packages or name them with --plugin/LABELPORT_PLUGINS on every worker")
         warnings.warn("plugins registered in this process cannot run on worker processes; using one", stacklevel=3)
         return 1
-    if workers > 1 or timeout is not None:
+    if workers > 1 or timeout is not None or remote:
         import pickle
 
         try:
             pickle.dumps(src)
         except Exception as exc:  # a Source holding a connection or a lock, say
-            if scheduler is not None:
+            if remote:
                 raise OptionError(f"the source cannot be sent to Dask workers ({exc})") from None
             warnings.warn(f"the source cannot be sent to worker processes ({exc}); using one"
                           + (" and no time limit" if timeout is not None else ""), stacklevel=3)
@@ -388,9 +390,6 @@ def export(
     registry = registry or Registry()
     if scheduler is not None and task_timeout is not None:
         raise OptionError("task_timeout (--task-timeout) is for local workers; a Dask cluster has its own limits")
-    if scheduler is not None and registry.in_process:
-        raise OptionError("plugins registered in this process cannot run on a Dask cluster: install them as "
-                          "packages or name them with --plugin/LABELPORT_PLUGINS on every worker")
     chosen = _resolve_writers(registry, _names(writers, "writers"), options or {})
     task_filter = TaskFilter.of(_names(task_ids, "task_ids"), stage, only_ground_truth)
     if isinstance(source, Source) and (task_filter != TaskFilter() or taxonomy is not None or allow_outside_paths):
@@ -407,7 +406,7 @@ def export(
     src.label_memory = max_label_memory
     out = os.fspath(out) if scheduler is None else os.path.abspath(out)
     check_output(out, str(src.root) if isinstance(src, LocalExport) else None)
-    workers = _workers_for(src, workers if scheduler is None else 2, task_timeout, registry, scheduler)
+    workers = _workers_for(src, workers, task_timeout, registry, scheduler)
     if workers == 0:
         workers, task_timeout = 1, None
     roots = {info.name: out if len(chosen) == 1 else os.path.join(out, info.name) for info, _ in chosen}

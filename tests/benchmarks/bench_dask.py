@@ -24,12 +24,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import casegen
+from bench_pipeline import watch
 
 
 def rss_kb(pid: int) -> int:
@@ -42,27 +43,8 @@ def rss_kb(pid: int) -> int:
 
 def export(case: Path, out: Path, *args: str) -> tuple[float, float]:
     """(seconds, peak MB of the labelport process itself) of one ``labelport export --force`` command."""
-    cmd = [sys.executable, "-m", "labelport.cli", "export", str(case), "-o", str(out), "-q", "--force",
-           "--writer", "nifti", "--writer", "png", *args]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd)
-    peak, done = 0, threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, rss_kb(proc.pid))
-            time.sleep(0.02)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    code = proc.wait()
-    seconds = time.perf_counter() - t0
-    done.set()
-    sampler.join()
-    if code != 0:
-        raise SystemExit(f"export failed ({code}): {' '.join(cmd)}")
-    return seconds, peak / 1024
+    return watch([sys.executable, "-m", "labelport.cli", "export", str(case), "-o", str(out), "-q", "--force",
+                  "--writer", "nifti", "--writer", "png", *args], rss=rss_kb)
 
 
 class Cluster:

@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import nibabel as nib
@@ -57,10 +58,9 @@ def _tree_rss_kb(root: int) -> int:
     return sum(rss.get(pid, 0) for pid in tree)
 
 
-def run(case: Path, out: Path, writers: list[str], workers: int, *extra: str) -> tuple[float, float]:
-    """(seconds, peak MB of the whole process tree) of one ``labelport export`` command."""
-    cmd = [sys.executable, "-m", "labelport.cli", "export", str(case), "-o", str(out), "-q", "-j", str(workers),
-           *[a for w in writers for a in ("--writer", w)], *extra]
+def watch(cmd: list[str], rss: Callable[[int], int] = _tree_rss_kb) -> tuple[float, float]:
+    """(seconds, peak MB) of the command ``cmd``; memory is ``rss(pid)`` in kB (default: the whole process
+    tree), sampled every 20 ms."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd)
     peak = 0
@@ -69,7 +69,7 @@ def run(case: Path, out: Path, writers: list[str], workers: int, *extra: str) ->
     def sample() -> None:
         nonlocal peak
         while not done.is_set():
-            peak = max(peak, _tree_rss_kb(proc.pid))
+            peak = max(peak, rss(proc.pid))
             time.sleep(0.02)
 
     sampler = threading.Thread(target=sample)
@@ -81,6 +81,12 @@ def run(case: Path, out: Path, writers: list[str], workers: int, *extra: str) ->
     if code != 0:
         raise SystemExit(f"export failed ({code}): {' '.join(cmd)}")
     return seconds, peak / 1024
+
+
+def run(case: Path, out: Path, writers: list[str], workers: int, *extra: str) -> tuple[float, float]:
+    """(seconds, peak MB of the whole process tree) of one ``labelport export`` command."""
+    return watch([sys.executable, "-m", "labelport.cli", "export", str(case), "-o", str(out), "-q", "-j",
+                  str(workers), *[a for w in writers for a in ("--writer", w)], *extra])
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:

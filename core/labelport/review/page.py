@@ -20,7 +20,7 @@ import numpy as np
 
 from .pictures import VIEWS, orient, picture, window
 from .readback import read_series
-from .runinfo import load_run
+from .runinfo import hex_color, load_run
 
 __all__ = ["ReportSummary", "write_report"]
 
@@ -108,7 +108,7 @@ def _series_pictures(view: Any, names: list[str], colors: dict[str, tuple[int, i
             views.append({"name": view_name, "src": f"{rel}/{path.name}", "width": image.width,
                           "height": image.height, "letters": letters,
                           "position": oriented.position(view_name, point[VIEWS[view_name][0]])})
-        rows.append({"name": name, "color": "#{:02x}{:02x}{:02x}".format(*colors[name]), "point": point,
+        rows.append({"name": name, "color": hex_color(colors[name]), "point": point,
                      "views": views})
     return rows
 
@@ -206,7 +206,7 @@ def write_report(out: str | os.PathLike[str], size: int = 256, workers: int = 1)
         page_names = [f"tasks-{r}-{p + 1}.html" for p in range(len(pages))]
         context = {"name": os.path.basename(os.path.normpath(root)) or root, "path": root, "run": run,
                    "tasks": len(tasks), "series": series_count, "pages": page_names,
-                   "classes": [{"name": n, "color": "#{:02x}{:02x}{:02x}".format(*colors[n]),
+                   "classes": [{"name": n, "color": hex_color(colors[n]),
                                 "instances": instances.get(n, 0), "volumes": volumes[n],
                                 "plot": _plot(volumes[n])} for n in order]}
         roots_context.append(context)

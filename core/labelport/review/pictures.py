@@ -87,17 +87,15 @@ def picture(oriented: Oriented, view: str, point: Sequence[int], colors: dict[st
     pixels and its pixels have their true aspect."""
     from PIL import Image
 
-    axis = VIEWS[view][0]
-    index = int(point[axis])
-    shape = next(iter(oriented.masks.values())).shape if oriented.masks else oriented.image.shape  # type: ignore
+    index = int(point[VIEWS[view][0]])
+    cuts = {name: _plane(mask, view, index) for name, mask in oriented.masks.items()}
     if oriented.image is not None:
         low, high = grey
         plane = np.clip((_plane(oriented.image, view, index).astype(float) - low) / (high - low), 0, 1) * 255
     else:
-        plane = np.zeros(_plane(np.zeros(shape, np.uint8), view, index).shape)
+        plane = np.zeros(next(iter(cuts.values())).shape)
     rgb = np.repeat(plane[..., None], 3, axis=2)
-    for name, mask in oriented.masks.items():
-        cut = _plane(mask, view, index)
+    for name, cut in cuts.items():
         if not cut.any():
             continue
         color = np.array(colors.get(name, (255, 255, 0)), float)
@@ -116,13 +114,3 @@ def _outline(mask: np.ndarray) -> np.ndarray:
     inner = np.zeros_like(mask)
     inner[1:-1, 1:-1] = mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
     return np.asarray(mask & ~inner)
-
-
-def display_position(oriented: Oriented, view: str, point: Sequence[int], picture_size: tuple[int, int]
-                     ) -> tuple[float, float]:
-    """Where voxel ``point`` lands in a picture of ``view`` (x, y in pixels from its top left): for checks."""
-    shape = next(iter(oriented.masks.values())).shape
-    axes = {"axial": (0, 1), "coronal": (0, 2), "sagittal": (1, 2)}[view]
-    column = (shape[axes[0]] - 1 - point[axes[0]] + 0.5) / shape[axes[0]]
-    row = (shape[axes[1]] - 1 - point[axes[1]] + 0.5) / shape[axes[1]]
-    return column * picture_size[0], row * picture_size[1]

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..images import itk_image
+from ..images import regrid
 
 __all__ = ["SeriesView", "read_series"]
 
@@ -32,6 +32,11 @@ class SeriesView:
     files: list[str] = field(default_factory=list)
     note: str = ""
 
+    def add(self, category: str, mask: np.ndarray) -> None:
+        """One more instance of ``category``, its voxels joined to the category's mask."""
+        self.masks[category] = self.masks[category] | mask if category in self.masks else mask
+        self.instances[category] = self.instances.get(category, 0) + 1
+
     @property
     def voxel_ml(self) -> float:
         return float(abs(np.linalg.det(self.affine[:3, :3]))) / 1000.0
@@ -46,21 +51,6 @@ def _itk_to_array(image: Any) -> tuple[np.ndarray, np.ndarray]:
     lps[:3, :3] = direction * np.array(image.GetSpacing(), float)
     lps[:3, 3] = image.GetOrigin()
     return np.asarray(sitk.GetArrayFromImage(image)).T, _FLIP @ lps
-
-
-def on_grid(array: np.ndarray, ras: np.ndarray, shape: tuple[int, ...], target: np.ndarray,
-            nearest: bool) -> np.ndarray:
-    """``array`` (on the grid of ``ras``) resampled onto the grid (``shape``, ``target``) through world space."""
-    if array.shape == tuple(shape) and np.allclose(ras, target, atol=1e-4):
-        return array
-    import SimpleITK as sitk
-
-    reference = itk_image(np.zeros(shape, np.uint8), target)
-    moving = itk_image(array.astype(np.uint8) if array.dtype == bool else array.astype(np.float32), ras)
-    moved = sitk.Resample(moving, reference, sitk.Transform(), sitk.sitkNearestNeighbor if nearest
-                          else sitk.sitkLinear, 0)
-    out = np.asarray(sitk.GetArrayFromImage(moved)).T
-    return np.asarray(out.astype(bool) if array.dtype == bool else out)
 
 
 def _read_volume(path: str) -> tuple[np.ndarray, np.ndarray]:
@@ -93,7 +83,8 @@ def read_image(root: str, series: Mapping[str, Any]) -> tuple[np.ndarray, np.nda
 
     reader = sitk.ImageSeriesReader()
     folder = os.path.dirname(files[0])
-    ordered = [f for f in reader.GetGDCMSeriesFileNames(folder) if os.path.normpath(f) in set(files)]
+    wanted = set(files)
+    ordered = [f for f in reader.GetGDCMSeriesFileNames(folder) if os.path.normpath(f) in wanted]
     reader.SetFileNames(ordered or files)
     array, affine = _itk_to_array(reader.Execute())
     modality = pydicom.dcmread(files[0], stop_before_pixels=True).get("Modality")
@@ -128,10 +119,7 @@ def _from_label_files(root: str, series: Mapping[str, Any]) -> SeriesView | None
             values = [int(key)] if key.lstrip("-").isdigit() else []
             values += [int(g) for g in entry.get("overlappingGroups") or [] if isinstance(g, int)]
             mask = np.isin(data, values)
-        mask = on_grid(mask, affine, view.shape, view.affine, nearest=True)
-        category = entry["category"]
-        view.masks[category] = view.masks[category] | mask if category in view.masks else mask
-        view.instances[category] = view.instances.get(category, 0) + 1
+        view.add(entry["category"], regrid(mask, affine, view.shape, view.affine))
     if view is not None:
         view.files = sorted(os.path.relpath(p, root) for p in cache)
     return view
@@ -139,7 +127,7 @@ def _from_label_files(root: str, series: Mapping[str, Any]) -> SeriesView | None
 
 def _from_dicom(root: str, series: Mapping[str, Any], path: str,
                 image: tuple[np.ndarray, np.ndarray, str | None] | None) -> SeriesView | None:
-    """DICOM SEG (highdicom) or RT Struct (rt-utils), on the image grid."""
+    """DICOM SEG (highdicom) or RT Struct (its contours filled at pixel centres), on the image grid."""
     import pydicom
 
     modality = pydicom.dcmread(path, stop_before_pixels=True).get("Modality")
@@ -161,18 +149,13 @@ def _from_dicom(root: str, series: Mapping[str, Any], path: str,
             if number not in numbers:
                 continue
             frames = np.asarray(volume.array[..., numbers[number]]) > 0  # (slice, row, column)
-            mask = on_grid(frames.transpose(2, 1, 0), seg_ras, array.shape, affine, nearest=True)
-            category = entry["category"]
-            view.masks[category] = view.masks[category] | mask if category in view.masks else mask
-            view.instances[category] = view.instances.get(category, 0) + 1
+            view.add(entry["category"], regrid(frames.transpose(2, 1, 0), seg_ras, array.shape, affine))
         return view
     if modality == "RTSTRUCT":
         masks = _rtstruct_masks(pydicom.dcmread(path), array.shape, affine)
         for key, entry in _entries(series):
             if key in masks:
-                category = entry["category"]
-                view.masks[category] = view.masks[category] | masks[key] if category in view.masks else masks[key]
-                view.instances[category] = view.instances.get(category, 0) + 1
+                view.add(entry["category"], masks[key])
         return view
     return None
 
@@ -231,5 +214,5 @@ def read_series(root: str, series: Mapping[str, Any]) -> SeriesView | None:
         return None
     if image is not None and view.masks:
         array, affine, modality = image
-        view.image, view.modality = on_grid(array, affine, view.shape, view.affine, nearest=False), modality
+        view.image, view.modality = regrid(array, affine, view.shape, view.affine, nearest=False), modality
     return view

@@ -9,7 +9,12 @@ import json
 import os
 from typing import Any
 
-__all__ = ["load_run", "save_run"]
+__all__ = ["hex_color", "load_run", "save_run"]
+
+
+def hex_color(rgb: Any) -> str:
+    """``#rrggbb`` of an (r, g, b) colour."""
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
 
 
 def _write(path: str, value: Any) -> None:
@@ -35,7 +40,7 @@ def save_run(root: str, writer: str, options: Any, report: Any, taxonomy: Any) -
                      for f in report.failures if f.writer in (None, writer)],
     })
     _write(os.path.join(folder, "taxonomy.json"), {"name": taxonomy.name, "objectTypes": [
-        {"category": c.name, "classId": c.class_id, "color": "#{:02x}{:02x}{:02x}".format(*c.color)}
+        {"category": c.name, "classId": c.class_id, "color": hex_color(c.color)}
         for c in taxonomy.categories]})
 
 
