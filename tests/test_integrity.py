@@ -99,6 +99,53 @@ def test_stale_files_are_removed_only_when_no_task_holds_them(tmp_path: Path) ->
     assert not (root / "dup").exists()
 
 
+def _legacy_manifest(root: Path) -> None:
+    """Turn a root's manifest into the manifest.json + journal.ndjson that labelport wrote before SQLite."""
+    import sqlite3
+
+    path = root / ".labelport" / "manifest.sqlite"
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT key, fingerprint, folder, files, entry FROM task ORDER BY pos").fetchall()
+        meta = dict(db.execute("SELECT name, value FROM meta"))
+    db.close()
+    tasks = {k: {"fingerprint": fp, "files": json.loads(files), "json": entry, "folder": folder}
+             for k, fp, folder, files, entry in rows}
+    last = next(reversed(tasks))
+    journal = json.dumps({"task": last, "state": tasks.pop(last)}) + "\n" + '{"task": "half-writ'  # then killed
+    (root / ".labelport" / "manifest.json").write_text(json.dumps(
+        {"version": 2, "writer": meta["writer"], "tasks": tasks, "stale": [], "project": json.loads(meta["project"])}))
+    (root / ".labelport" / "journal.ndjson").write_text(journal)
+    path.unlink()
+
+
+def test_a_manifest_from_before_sqlite_is_read_once(tmp_path: Path) -> None:
+    src = tiny_export(tmp_path / "src", ["a", "b", "c"])
+    out = tmp_path / "out"
+    assert labelport.export(src, out, ["nifti"]).ok
+    _legacy_manifest(out)
+    assert labelport.export(src, out, ["nifti"], dry_run=True).unchanged == {"nifti": 3}
+    again = labelport.export(src, out, ["nifti"])
+    assert again.unchanged == {"nifti": 3} and again.written == {"nifti": 0}
+    assert sorted(p.name for p in (out / ".labelport").iterdir() if p.is_file()) == \
+        ["last-export.json", "lock", "manifest.sqlite", "taxonomy.json"]
+    records = read_records(src)
+    write_records(src, records[1:])  # the first task leaves the source: the imported manifest knew its files
+    assert labelport.export(src, out, ["nifti"]).removed == {"nifti": 1}
+    assert _all_trees(out) == _all_trees(_clean(src, tmp_path / "clean"))
+
+
+@pytest.mark.parametrize("damage", [b"", b"SQLite format 3\x00" + b"\xff" * 200, b"not a database at all" * 50])
+def test_a_damaged_manifest_means_writing_everything_again(tmp_path: Path, damage: bytes) -> None:
+    src = tiny_export(tmp_path / "src", ["a", "b"])
+    out = tmp_path / "out"
+    assert labelport.export(src, out, ["nifti"]).ok
+    (out / ".labelport" / "manifest.sqlite").write_bytes(damage)
+    again = labelport.export(src, out, ["nifti"])
+    assert again.ok and again.written == {"nifti": 2}
+    assert labelport.export(src, out, ["nifti"]).unchanged == {"nifti": 2}
+    assert _all_trees(out) == _all_trees(_clean(src, tmp_path / "clean"))
+
+
 # -- 2, 3. everything an output depends on is in its fingerprint --------------------------------------------
 
 
@@ -167,8 +214,9 @@ def test_every_writer_option_and_version_is_in_the_fingerprint(tmp_path: Path) -
     labelport.export(src, out, ["semantic-nifti"])
     again = labelport.export(src, out, ["semantic-nifti"], options={"semantic-nifti": {"overlap": "highest"}})
     assert again.written == {"semantic-nifti": 1}
-    state = json.loads((out / ".labelport" / "manifest.json").read_text())
-    assert all(s.get("folder") == "a" for s in state["tasks"].values())
+    from labelport.manifest import Manifest
+
+    assert set(Manifest(str(out), readonly=True).folders().values()) == {"a"}
 
 
 # -- random edit sequences: incremental always equals clean --------------------------------------------------

@@ -210,3 +210,52 @@ def test_taxonomy_codes() -> None:
     with pytest.raises(labelport.SourceError, match=r"objectTypes\[0\] \('Bad'\): segmentedPropertyType needs"):
         parse_taxonomy({"objectTypes": [{"category": "Bad", "segmentedPropertyCategory": tissue,
                                          "segmentedPropertyType": {"CodeValue": "1"}}]}, "taxonomy.json")
+
+
+HOSTILE_RECORDS = [
+    {"taskId": "a", "name": "A", "currentStageName": "END", "updatedAt": "2025-01-01T00:00:00Z",
+     "series": [{"segmentMap": {"1": {"category": "Liver"}, "2": {"category": ["Organ", "Kidney"]}}}]},
+    [1, 2, 3],
+    "a string",
+    None,
+    {"taskId": 7, "name": None, "series": "not a list"},
+    {"taskId": "b", "series": [None, {"segmentMap": None}, {"segmentMap": {"1": None, "2": {"category": 5}}}]},
+    {"taskId": "c", "series": [{"segmentMap": {"1": {"category": "Tumor"}, "2": {"category": "Liver"}}}],
+     "deep": [[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]},
+    {"taskId": "d", "currentStageName": "Review", "series": [{"segmentMap": {"1": {"category": "Tumor"}}}]},
+]
+
+
+@pytest.mark.parametrize("whole", [False, True], ids=["split", "parsed whole"])
+def test_records_are_read_the_same_split_or_parsed_whole(tmp_path: Path, whole: bool) -> None:
+    """tasks.json is kept as one slice of text per record, parsed when its task comes; a file msgspec cannot
+    split (here: a NaN, which Python's json reads) is parsed whole. Both give what json.load gives."""
+    from labelport.sources.recordfile import RecordFile
+    from labelport.sources.records import record_categories
+
+    records = [*HOSTILE_RECORDS, {"taskId": "e", "value": float("nan")}] if whole else HOSTILE_RECORDS
+    path = tmp_path / "tasks.json"
+    path.write_text(json.dumps(records))
+    expected = json.loads(path.read_text())
+    got = RecordFile(path)
+    assert len(got) == len(expected) and [json.dumps(r) for r in got] == [json.dumps(r) for r in expected]
+    assert json.dumps(got[6]) == json.dumps(expected[6])
+    heads = [(isinstance(r, dict), *((r.get(k) for k in ("taskId", "name", "currentStageName", "updatedAt"))
+                                     if isinstance(r, dict) else (None,) * 4)) for r in expected]
+    assert [tuple(h) for h in got.heads] == heads
+    categories = list(dict.fromkeys(c for r in expected if isinstance(r, dict) for c in record_categories(r)))
+    assert got.categories == categories == ["Liver", "Organ/Kidney", "Tumor"]
+
+
+def test_a_source_lists_and_filters_from_the_record_heads(tmp_path: Path) -> None:
+    (tmp_path / "tasks.json").write_text(json.dumps(HOSTILE_RECORDS))
+    source = LocalExport(tmp_path)
+    assert source.listing() == [("a", "A"), ("", ""), ("", ""), ("", ""), ("7", ""), ("b", ""), ("c", ""),
+                                ("d", "")]
+    assert source.stage_names() == {"END", "Review"} and source.count() == 8
+    assert [t["taskId"] for t in source.list_tasks()] == ["a", 7, "b", "c", "d"]
+    assert [t["taskId"] for t in source.list_tasks(stage="Review")] == ["d"]
+    staged = LocalExport(tmp_path, task_filter=TaskFilter(stage="END"))
+    assert [(r.index, r.task_id) for r in staged.refs()] == [(0, "a"), (1, ""), (2, ""), (3, "")]
+    assert staged.all_task_ids() == {"a", "7", "b", "c", "d"}
+    assert sorted(c.name for c in source.taxonomy.categories) == ["Liver", "Organ/Kidney", "Tumor"]

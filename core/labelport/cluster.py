@@ -1,7 +1,7 @@
 """Running an export's tasks on a Dask cluster (``export(scheduler=...)``, ``--scheduler``).
 
 One Dask task per labelport task. The client (the process that called :func:`labelport.export`) reads the
-source, decides which tasks to run, and records every result: tasks.json, the manifest and its journal are only
+source, decides which tasks to run, and records every result: tasks.json and the manifest are only
 ever written here, so incremental exports, the output lock and resumption behave exactly as on the local
 process pool. Workers read the source and write their files into the output folder themselves, through a
 filesystem they share with the client; each file is written aside and moved into place when complete.

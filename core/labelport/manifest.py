@@ -1,28 +1,42 @@
 """What an export wrote, per writer root, so that the next export into it rewrites only what changed.
 
-``<root>/.labelport/manifest.json`` maps each task id to the fingerprint of everything its output depends on
-(see :func:`labelport.export`), its folder, the files written for it and its tasks.json entry (as text, copied
-as it is while the task is unchanged). While an export runs, each finished task is appended to
-``journal.ndjson`` next to it, so an interrupted export (even by SIGKILL) resumes where it stopped; the journal
-is folded into the manifest when the export ends.
+``<root>/.labelport/manifest.sqlite`` (SQLite, write-ahead log) holds one row per task: the fingerprint of
+everything its output depends on (see :func:`labelport.export`), its folder, the files written for it, its
+place in tasks.json and its tasks.json entry (as text, copied as it is while the task is unchanged). A finished
+task is one row written, whatever the size of the project; the pipeline commits before it waits for or runs
+the next task, so an export that is interrupted (even by SIGKILL) resumes where it stopped.
 
-Files a task no longer has are *stale*: they are journalled too, and removed only when the export ends, if no
+Files a task no longer has are *stale*: they are recorded too, and removed only when the export ends, if no
 task holds them by then (tasks finish out of order on workers, and one may have taken over another's folder).
+
+A ``manifest.json`` left by an earlier labelport (and its ``journal.ndjson``) is read once into the database.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Collection, Iterable
-from typing import Any
+import sqlite3
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, overload
 
-from .outdir import FOLDER, scratch_file
+from .outdir import FOLDER
 from .paths import safe_join
 
-__all__ = ["Manifest", "existing_files", "fingerprint", "input_digest"]
+__all__ = ["Manifest", "fingerprint", "input_digest"]
 
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS task (
+    key TEXT PRIMARY KEY, pos INTEGER NOT NULL, fingerprint TEXT NOT NULL, folder TEXT NOT NULL,
+    files TEXT NOT NULL, entry TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS task_pos ON task (pos);
+CREATE TABLE IF NOT EXISTS stale (path TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+"""
+_VERSION = 3  # PRAGMA user_version; manifest.json was version 2
 
 
 def _encode(value: Any) -> bytes:
@@ -64,148 +78,267 @@ def fingerprint(inputs: str, writer: str, options: Any, *context: Any) -> str:
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-def existing_files(root: str) -> set[str]:
-    """The files under ``root`` (relative paths with ``/``), labelport's own folder left out: one pass over the
-    tree, so that checking a task's files costs no more file system calls."""
-    found: set[str] = set()
-    for folder, dirs, files in os.walk(root):
-        rel = os.path.relpath(folder, root).replace(os.sep, "/")
-        if rel == ".":
-            dirs[:] = [d for d in dirs if d != FOLDER]
-        prefix = "" if rel == "." else rel + "/"
-        found.update(prefix + name for name in files)
-    return found
+class EntryTexts(Sequence[str]):
+    """The tasks.json entries of a manifest's tasks, in tasks.json order, read from the database as they are
+    used (a project's entries are never all in memory at once)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self._rows = [row for (row,) in db.execute("SELECT rowid FROM task ORDER BY pos")]
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            return [self._text(row) for row in self._rows[index]]
+        return self._text(self._rows[index])
+
+    def _text(self, row: int) -> str:
+        (text,) = self._db.execute("SELECT entry FROM task WHERE rowid = ?", (row,)).fetchone()
+        return text  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Iterator[str]:
+        for start in range(0, len(self._rows), 500):
+            chunk = self._rows[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            texts = dict(self._db.execute(f"SELECT rowid, entry FROM task WHERE rowid IN ({marks})", chunk))
+            yield from (texts[row] for row in chunk)
 
 
 class Manifest:
-    """The manifest of one writer root (see the module docstring)."""
+    """The manifest of one writer root (see the module docstring). ``readonly`` opens it without writing
+    anything (a dry run); changes are then kept in memory only."""
 
-    def __init__(self, root: str, existing: set[str] | None = None) -> None:
-        """``existing``: the files under ``root`` if already listed (else each is checked on disk)."""
+    def __init__(self, root: str, readonly: bool = False) -> None:
         self.root = root
-        self._existing = existing
         self.folder = os.path.join(root, FOLDER)
-        self.path = os.path.join(self.folder, "manifest.json")
-        self.journal_path = os.path.join(self.folder, "journal.ndjson")
-        self.tasks: dict[str, dict[str, Any]] = {}
-        #: files that a task had before and has no more: removed by :meth:`finish` unless a task holds them again
-        self.stale: set[str] = set()
-        #: what the project steps wrote last (see :mod:`labelport.project`): ``{"fingerprint", "files"}``
-        self.project: dict[str, Any] = {}
-        self._journal: Any = None
-        self.changed = False
-        #: whether the task entries (or their order) changed since the project steps last ran
-        self.entries_changed = False
-        #: the writer whose output the root holds (from the last export into it), and files removed this run
-        self.writer: str | None = None
+        self.path = os.path.join(self.folder, "manifest.sqlite")
+        #: files removed this run
         self.removed = 0
-        self._load()
+        self._db = self._open(readonly)
+        meta = dict(self._db.execute("SELECT name, value FROM meta"))
+        #: the writer whose output the root holds (from the last export into it)
+        self.writer: str | None = meta.get("writer")
+        #: what the project steps wrote last (see :mod:`labelport.project`): ``{"fingerprint", "files"}``
+        self.project: dict[str, Any] = json.loads(meta.get("project", "{}"))
+        #: whether the task entries (or their order) changed since the project steps last ran
+        self.entries_changed = meta.get("entries_changed") == "1"
 
-    def _load(self) -> None:
+    def _open(self, readonly: bool) -> sqlite3.Connection:
+        legacy = os.path.join(self.folder, "manifest.json")
+        if readonly:  # a dry run: nothing is written, and writing raises
+            if os.path.isfile(self.path):
+                with contextlib.suppress(sqlite3.Error):
+                    # immutable: no lock file and no shared-memory file is made; a write-ahead log left by an
+                    # interrupted export needs them, to be read
+                    wal = os.path.isfile(self.path + "-wal")
+                    uri = Path(os.path.abspath(self.path)).as_uri() + ("?mode=ro" if wal else "?immutable=1")
+                    db = sqlite3.connect(uri, uri=True, isolation_level=None)
+                    if db.execute("PRAGMA user_version").fetchone()[0] == _VERSION:
+                        return db
+                    db.close()
+            db = sqlite3.connect(":memory:", isolation_level=None)
+            db.executescript(_SCHEMA)
+            if os.path.isfile(legacy):
+                self._import(db, legacy)
+                db.commit()
+            return db
+        os.makedirs(self.folder, exist_ok=True)
         try:
-            with open(self.path, encoding="utf-8") as f:
+            db = self._connect()
+        except sqlite3.DatabaseError:  # not a database (a truncated or foreign file): start again
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(self.path + suffix)
+            db = self._connect()
+        if os.path.isfile(legacy):
+            self._import(db, legacy)
+            db.commit()
+            for name in ("manifest.json", "journal.ndjson"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(self.folder, name))
+        return db
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # a commit survives the process; power loss may undo the last
+            if db.execute("PRAGMA user_version").fetchone()[0] != _VERSION:
+                db.executescript("DROP TABLE IF EXISTS task; DROP TABLE IF EXISTS stale; DROP TABLE IF EXISTS meta;")
+                db.execute(f"PRAGMA user_version = {_VERSION}")
+            db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
+
+    def _import(self, db: sqlite3.Connection, path: str) -> None:
+        """Read an earlier labelport's manifest.json and its journal into ``db``."""
+        tasks: dict[str, dict[str, Any]] = {}
+        stale: set[str] = set()
+        meta: dict[str, str] = {}
+        try:
+            with open(path, encoding="utf-8") as f:
                 data = json.load(f)
             if isinstance(data, dict) and data.get("version") == 2 and isinstance(data.get("tasks"), dict):
-                self.tasks = data["tasks"]
-                self.stale = {p for p in data.get("stale") or [] if isinstance(p, str)}
-                self.writer = data.get("writer") if isinstance(data.get("writer"), str) else None
+                tasks = data["tasks"]
+                stale = {p for p in data.get("stale") or [] if isinstance(p, str)}
+                if isinstance(data.get("writer"), str):
+                    meta["writer"] = data["writer"]
                 project = data.get("project")
                 if isinstance(project, dict) and isinstance(project.get("files"), list):
-                    self.project = project
+                    meta["project"] = json.dumps(project)
         except (OSError, ValueError):
-            self.tasks = {}
-        try:
-            with open(self.journal_path, encoding="utf-8") as f:
-                for line in f:
-                    try:
-                        item = json.loads(line)
-                    except ValueError:
-                        break  # the line being written when the export was killed
-                    if "stale" in item:
-                        self.stale.update(item["stale"])
-                    else:
-                        self.tasks[item["task"]] = item["state"]
-                    self.changed = self.entries_changed = True  # an interrupted export: fold its journal in
-        except OSError:
             pass
+        with contextlib.suppress(OSError), open(os.path.join(self.folder, "journal.ndjson"), encoding="utf-8") as f:
+            for line in f:
+                try:
+                    item = json.loads(line)
+                except ValueError:
+                    break  # the line being written when the export was killed
+                if "stale" in item:
+                    stale.update(item["stale"])
+                else:
+                    tasks[item["task"]] = item["state"]
+                meta["entries_changed"] = "1"
+        db.execute("BEGIN")
+        db.executemany("INSERT OR REPLACE INTO task VALUES (?, ?, ?, ?, ?, ?)",
+                       [(key, n, s["fingerprint"], s.get("folder", ""), json.dumps(s.get("files", [])), s["json"])
+                        for n, (key, s) in enumerate(tasks.items()) if s])
+        db.executemany("INSERT OR IGNORE INTO stale VALUES (?)", [(p,) for p in stale])
+        db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta.items())
+
+    # -- reading ------------------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM task").fetchone()[0])
+
+    def task_keys(self) -> list[str]:
+        """The tasks' keys, in tasks.json order."""
+        return [key for (key,) in self._db.execute("SELECT key FROM task ORDER BY pos")]
+
+    def folders(self) -> dict[str, str]:
+        """Each task's folder (tasks that have one)."""
+        return dict(self._db.execute("SELECT key, folder FROM task WHERE folder != ''"))
+
+    def state(self, task_id: str) -> dict[str, Any] | None:
+        """What was recorded for a task: ``{"fingerprint", "files", "json", "folder"}``, or None."""
+        row = self._db.execute("SELECT fingerprint, files, entry, folder FROM task WHERE key = ?",
+                               (task_id,)).fetchone()
+        return None if row is None else {"fingerprint": row[0], "files": json.loads(row[1]), "json": row[2],
+                                         "folder": row[3]}
+
+    def entries(self) -> EntryTexts:
+        """The tasks.json entries, in order, as text."""
+        return EntryTexts(self._db)
 
     def unchanged(self, task_id: str, fp: str) -> dict[str, Any] | None:
         """The recorded state when ``task_id`` was written from the same inputs and all its files are still
         there; None otherwise."""
-        state = self.tasks.get(task_id)
-        if not state or state.get("fingerprint") != fp:
+        state = self.state(task_id)
+        if state is None or state["fingerprint"] != fp:
             return None
-        return state if self.present(state.get("files", [])) else None
+        return state if self.present(state["files"]) else None
+
+    def held(self) -> set[str]:
+        """Every file a task holds."""
+        return {f for (files,) in self._db.execute("SELECT files FROM task") for f in json.loads(files)}
+
+    def present(self, files: Iterable[str]) -> bool:
+        """Whether all these files (relative to the root) are on disk (one ``stat`` each: nothing is listed,
+        so memory does not grow with the project)."""
+        root = os.path.join(self.root, "")
+        return all(os.path.isfile(root + f) for f in files)
+
+    # -- changing -----------------------------------------------------------------------------------------
+
+    def _begin(self) -> None:
+        if not self._db.in_transaction:
+            self._db.execute("BEGIN")
+
+    def _entries_changed(self) -> None:
+        self._begin()
+        if not self.entries_changed:
+            self.entries_changed = True
+            self._set("entries_changed", "1")
+
+    def _set(self, name: str, value: str) -> None:
+        self._begin()
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
+
+    def set_writer(self, name: str) -> None:
+        """Note the writer whose output the root holds."""
+        if self.writer != name:
+            self.writer = name
+            self._set("writer", name)
 
     def record(self, task_id: str, fp: str, files: list[str], entry_json: str, folder: str = "") -> None:
-        """Note a written task (appended to the journal at once); files its previous version had that this one
-        does not become stale."""
-        old = self.tasks.get(task_id, {}).get("files", [])
-        self._stale(set(old) - set(files))
-        state = {"fingerprint": fp, "files": files, "json": entry_json, "folder": folder}
-        self.tasks[task_id] = state
-        self.entries_changed = True
-        self._append(task_id, state)
-
-    def reorder(self, order: list[str]) -> None:
-        """Put the tasks in ``order`` (keys missing from it keep their places after it)."""
-        ordered = {k: self.tasks[k] for k in order if k in self.tasks}
-        ordered.update((k, v) for k, v in self.tasks.items() if k not in ordered)
-        if list(ordered) != list(self.tasks):
-            self.tasks = ordered
-            self.changed = self.entries_changed = True
+        """Note a written task; files its previous version had that this one does not become stale."""
+        self._entries_changed()
+        old = self._db.execute("SELECT files, pos FROM task WHERE key = ?", (task_id,)).fetchone()
+        if old is None:  # a new task comes last
+            pos = self._db.execute("SELECT coalesce(max(pos) + 1, 0) FROM task").fetchone()[0]  # by the index
+        else:
+            pos = old[1]
+            self._stale(set(json.loads(old[0])) - set(files))
+        self._db.execute("INSERT OR REPLACE INTO task VALUES (?, ?, ?, ?, ?, ?)",
+                         (task_id, pos, fp, folder, json.dumps(files), entry_json))
 
     def forget(self, task_id: str) -> None:
         """Drop a task's record; its files become stale (the task left the source, or failed)."""
-        state = self.tasks.pop(task_id, None)
-        if state:
-            self._stale(state.get("files", []))
-            self.entries_changed = True
-            self._append(task_id, {})
+        row = self._db.execute("SELECT files FROM task WHERE key = ?", (task_id,)).fetchone()
+        if row is not None:
+            self._entries_changed()
+            self._stale(json.loads(row[0]))
+            self._db.execute("DELETE FROM task WHERE key = ?", (task_id,))
+
+    def reorder(self, order: list[str]) -> None:
+        """Put the tasks in ``order`` (keys missing from it keep their places after it)."""
+        keys = self.task_keys()
+        place = {key: n for n, key in enumerate(order)}
+        wanted = sorted(keys, key=lambda k: (0, place[k]) if k in place else (1, 0))
+        if wanted != keys:
+            self._entries_changed()
+            self._db.executemany("UPDATE task SET pos = ? WHERE key = ?", ((n, k) for n, k in enumerate(wanted)))
 
     def _stale(self, files: Iterable[str]) -> None:
-        new = sorted(set(files) - self.stale)
-        if new:
-            self.stale.update(new)
-            self._write_journal({"stale": new})
+        files = list(files)
+        if files:
+            self._begin()
+            self._db.executemany("INSERT OR IGNORE INTO stale VALUES (?)", ((f,) for f in files))
+
+    def commit(self) -> None:
+        """Make what was recorded so far survive the process (cheap when nothing was)."""
+        if self._db.in_transaction:
+            self._db.execute("COMMIT")
 
     def finish(self) -> None:
         """Remove the stale files that no task holds now. Files are only removed here, after every task of the
         run was recorded: a task that took over another's folder keeps the files it wrote there."""
-        if not self.stale:
+        stale = {path for (path,) in self._db.execute("SELECT path FROM stale")}
+        if not stale:
             return
-        self.remove_files(sorted(self.stale - self.held()))
-        self.stale.clear()
-        self.changed = True
-
-    def held(self) -> set[str]:
-        """Every file a task holds."""
-        return {f for state in self.tasks.values() if state for f in state.get("files", [])}
-
-    def present(self, files: Iterable[str]) -> bool:
-        """Whether all these files (relative to the root) are on disk."""
-        if self._existing is not None:
-            return all(f in self._existing for f in files)
-        return all(os.path.isfile(os.path.join(self.root, f)) for f in files)
+        self.remove_files(sorted(stale - self.held()))
+        self._begin()
+        self._db.execute("DELETE FROM stale")
 
     def record_project(self, fp: str | None, files: list[str]) -> None:
         """Note what the project steps wrote; files they wrote before and not now are removed (unless a task
-        holds them). ``fp`` None makes the next export run them again."""
+        holds them). ``fp`` None makes the next export run them again. The entries count as unchanged again."""
         old = set(self.project.get("files") or [])
         self.remove_files(sorted(old - set(files) - self.held()))
         self.project = {"fingerprint": fp, "files": files}
-        self.changed = True
-
-    def _append(self, task_id: str, state: dict[str, Any]) -> None:
-        self._write_journal({"task": task_id, "state": state})
-
-    def _write_journal(self, item: dict[str, Any]) -> None:
-        self.changed = True
-        if self._journal is None:
-            os.makedirs(self.folder, exist_ok=True)
-            self._journal = open(self.journal_path, "a", encoding="utf-8")  # noqa: SIM115
-        self._journal.write(json.dumps(item) + "\n")
-        self._journal.flush()
+        self._set("project", json.dumps(self.project))
+        self.entries_changed = False
+        self._set("entries_changed", "0")
 
     def remove_files(self, files: Iterable[str]) -> None:
         top = os.path.abspath(self.root)
@@ -226,18 +359,6 @@ class Manifest:
                     parent = os.path.dirname(parent)
 
     def save(self) -> None:
-        """Write the manifest atomically (when something changed) and drop the journal."""
-        if not self.changed:
-            return
-        os.makedirs(self.folder, exist_ok=True)
-        tasks = {k: v for k, v in self.tasks.items() if v}
-        tmp = scratch_file(self.root, self.path)
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"version": 2, "writer": self.writer, "tasks": tasks, "stale": sorted(self.stale),
-                       "project": self.project}, f)
-        os.replace(tmp, self.path)
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
-        if os.path.exists(self.journal_path):
-            os.remove(self.journal_path)
+        """Commit and close."""
+        self.commit()
+        self._db.close()

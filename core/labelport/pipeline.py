@@ -34,7 +34,7 @@ from ._version import __version__
 from .context import ProjectContext
 from .errors import LabelportError, OptionError, PluginError, UnknownWriterError
 from .imageitems import IMAGES_MODES, ImagesMode
-from .manifest import Manifest, existing_files, fingerprint, input_digest
+from .manifest import Manifest, fingerprint, input_digest
 from .outdir import OutputLock, check_output, clear_scratch
 from .paths import UniqueNames, safe_name
 from .plugins import Registry, WriterInfo
@@ -187,13 +187,16 @@ class _Folders:
     (so a filter or a failed task never changes them); otherwise from the folders earlier exports recorded,
     a newcomer never taking another task's folder."""
 
-    def __init__(self, listing: list[tuple[str, str]] | None, streams_all: bool, recorded: Mapping[str, str]):
+    def __init__(self, listing: list[tuple[str, str]] | None, streams_all: bool,
+                 recorded: Callable[[], Mapping[str, str]]):
         self.fixed: dict[str, str] | None = None
         if listing is not None:
             names = UniqueNames()
             self.fixed = {key: names.take(name, fallback) for key, name, fallback in _keyed(listing)}
         self.fresh = UniqueNames() if streams_all else None
-        self.recorded = dict(recorded)
+        self._recorded = recorded
+        self.recorded: dict[str, str] | None = None  # read when first needed
+        self.used: dict[str, int] = {}  # casefolded folder -> how many tasks recorded it
         self.taken: set[str] = set()
 
     def take(self, key: str, name: str, fallback: str) -> str:
@@ -201,14 +204,22 @@ class _Folders:
             return self.fixed[key]
         if self.fresh is not None:
             return self.fresh.take(name, fallback)
+        if self.recorded is None:
+            self.recorded = dict(self._recorded())
+            for folder in self.recorded.values():
+                self.used[folder.casefold()] = self.used.get(folder.casefold(), 0) + 1
         base = safe_name(name, fallback)
         own = self.recorded.get(key)
         if own and (own == base or (own.startswith(base + "-") and own[len(base) + 1:].isdigit())):
             self.taken.add(own.casefold())
             return own
-        others = {folder.casefold() for k, folder in self.recorded.items() if k != key} | self.taken
+        mine = own.casefold() if own else None
+
+        def free(folder: str) -> bool:
+            return folder not in self.taken and self.used.get(folder, 0) == (folder == mine)
+
         candidate, n = base, 1
-        while candidate.casefold() in others:
+        while not free(candidate.casefold()):
             n += 1
             candidate = f"{base}-{n}"
         self.taken.add(candidate.casefold())
@@ -419,8 +430,8 @@ def export(
     if not isinstance(dry_run, bool):
         raise OptionError("dry_run must be True or False")
     report.dry_run = dry_run
-    if dry_run:  # read-only: no folder, no lock, no journal
-        manifests = {name: Manifest(root, existing=existing_files(root)) for name, root in roots.items()}
+    if dry_run:  # read-only: no folder, no lock, nothing recorded
+        manifests = {name: Manifest(root, readonly=True) for name, root in roots.items()}
         _run(src, chosen, roots, manifests, report, Settings(unknown_labels, images), notify, workers, scheduler,
              task_timeout, force, dry_run=True)
         report.warnings[:0] = src.warnings
@@ -431,12 +442,11 @@ def export(
         for name, root in roots.items():
             os.makedirs(root, exist_ok=True)
             clear_scratch(root)
-            manifests[name] = manifest = Manifest(root, existing=existing_files(root))
-            if manifest.writer not in (None, name) and manifest.tasks:
+            manifests[name] = manifest = Manifest(root)
+            if manifest.writer not in (None, name) and len(manifest):
                 report.warnings.append(f"{root} held the output of writer {manifest.writer!r}; writer {name!r} "
                                        "replaces it (its files are removed)")
-            if manifest.writer != name:
-                manifest.writer, manifest.changed = name, True
+            manifest.set_writer(name)
         try:
             _run(src, chosen, roots, manifests, report, Settings(unknown_labels, images), notify, workers, scheduler,
                  task_timeout, force)
@@ -458,11 +468,10 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
     names = list(roots)
     taxonomy = _digest(src.taxonomy)
     versions = {info.name: f"{info.plugin.package} {info.plugin.version}" for info, _ in chosen}
-    recorded = {key: state["folder"] for m in manifests.values() for key, state in m.tasks.items()
-                if state and state.get("folder")}
     listing = src.listing()
     by_index = dict(enumerate(_keyed(listing))) if listing is not None else {}
-    folders = _Folders(listing, src.streams_all, recorded)
+    folders = _Folders(listing, src.streams_all, lambda: {k: f for m in manifests.values()
+                                                         for k, f in m.folders().items()})
     seen: dict[str, int] = {}
     order: list[str] = []  # the tasks of this run, in source order
     total = src.count()
@@ -522,10 +531,12 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
                 continue
             pending[seq] = slot = _Slot(ref, key, folder, fps, reused, [n for n in names if n not in reused])
             if slot.todo:
+                _commit(manifests)  # what finished survives whatever happens while this task runs
                 runner.submit(seq, ref, folder, slot.todo)
             runner.collect(block=False)
             flush()
         while pending:
+            _commit(manifests)
             runner.collect(block=True)
             flush()
         for task_id in src.missing_task_ids():
@@ -533,7 +544,7 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
         present = src.all_task_ids()
         if present is not None:
             for name, manifest in manifests.items():
-                for key in [k for k in manifest.tasks if k.split("\0")[0] not in present]:
+                for key in [k for k in manifest.task_keys() if k.split("\0")[0] not in present]:
                     if not dry_run:
                         manifest.forget(key)
                     report.removed[name] += 1
@@ -556,6 +567,11 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
         report.warnings += warned
         report.removed_files[info.name] = manifest.removed
         manifest.save()
+
+
+def _commit(manifests: Mapping[str, Manifest]) -> None:
+    for manifest in manifests.values():
+        manifest.commit()
 
 
 def _finish(slot: _Slot, outcome: Outcome | None, names: list[str], manifests: Mapping[str, Manifest],

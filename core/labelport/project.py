@@ -73,7 +73,7 @@ def run_project(manifest: Manifest, writer: str, options: Any, step: ProjectFunc
     if (not manifest.entries_changed and previous.get("fingerprint") == fp
             and manifest.present(previous.get("files") or [])):
         return [], []
-    entries = TaskEntries([state["json"] for state in manifest.tasks.values() if state])
+    entries = TaskEntries(manifest.entries())
     failures: list[Failure] = []
     steps: list[tuple[str, ProjectFunction]] = [("writing tasks.json", write_tasks_json)]
     if step is not None:
@@ -96,5 +96,4 @@ def run_project(manifest: Manifest, writer: str, options: Any, step: ProjectFunc
             failures.append(Failure(PROJECT, "", writer, f"writer {writer!r}, {what}: {problem}",
                                     traceback.format_exc()))
     manifest.record_project(None if failures else fp, list(dict.fromkeys(ctx.written)))
-    manifest.entries_changed = False
     return failures, [f"{writer}, project step: {message}" for message in ctx.warnings]

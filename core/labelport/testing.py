@@ -159,11 +159,13 @@ def output_files(root: str | os.PathLike[str]) -> list[str]:
 
 def project_files(root: str | os.PathLike[str]) -> list[str]:
     """The files the project steps of a writer root wrote in its last export (tasks.json included)."""
+    from .manifest import Manifest
+
+    manifest = Manifest(os.fspath(root), readonly=True)
     try:
-        manifest = json.loads((Path(root) / ".labelport" / "manifest.json").read_text(encoding="utf-8"))
-        return list(manifest.get("project", {}).get("files") or [])
-    except (OSError, ValueError):
-        return []
+        return list(manifest.project.get("files") or [])
+    finally:
+        manifest.save()
 
 
 def _tree(root: Path) -> dict[str, str]:

@@ -34,20 +34,17 @@ from _measure import make_case
 WRITERS = ["nifti", "semantic-nifti", "binary-mask", "overlapping", "png", "mhd", "rtstruct"]
 
 
-def _tree_rss_kb(root: int) -> int:
-    """Summed VmRSS of ``root`` and its descendants."""
+def _tree_kb(root: int, field: str) -> int:
+    """Summed ``field`` (kB) of ``root`` and its descendants, from /proc/PID/``status`` (``VmRSS``) or
+    ``smaps_rollup`` (``Pss``: shared pages divided among the processes that share them)."""
     parents: dict[int, int] = {}
-    rss: dict[int, int] = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/status") as f:
-                fields = dict(line.split(":", 1) for line in f if ":" in line)
-            parents[int(entry)] = int(fields["PPid"])
-            rss[int(entry)] = int(fields.get("VmRSS", "0 kB").split()[0])
-        except (OSError, KeyError, ValueError):
-            continue
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
     tree, frontier = {root}, [root]
     while frontier:
         pid = frontier.pop()
@@ -55,21 +52,45 @@ def _tree_rss_kb(root: int) -> int:
             if parent == pid and child not in tree:
                 tree.add(child)
                 frontier.append(child)
-    return sum(rss.get(pid, 0) for pid in tree)
+    total = 0
+    for pid in tree:
+        try:
+            with open(f"/proc/{pid}/{'status' if field == 'VmRSS' else 'smaps_rollup'}") as f:
+                total += next((int(line.split()[1]) for line in f if line.startswith(field + ":")), 0)
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def _tree_rss_kb(root: int) -> int:
+    """Summed VmRSS of ``root`` and its descendants (pages shared by forked processes count in each)."""
+    return _tree_kb(root, "VmRSS")
+
+
+def tree_pss_kb(root: int) -> int:
+    """Summed proportional set size of ``root`` and its descendants: the memory the tree really holds."""
+    return _tree_kb(root, "Pss")
 
 
 def watch(cmd: list[str], rss: Callable[[int], int] = _tree_rss_kb) -> tuple[float, float]:
     """(seconds, peak MB) of the command ``cmd``; memory is ``rss(pid)`` in kB (default: the whole process
     tree), sampled every 20 ms."""
+    seconds, (peak,) = watch_all(cmd, rss)
+    return seconds, peak
+
+
+def watch_all(cmd: list[str], *meters: Callable[[int], int]) -> tuple[float, list[float]]:
+    """(seconds, the peak MB of each meter) of the command ``cmd``; each meter gives kB for a pid, sampled
+    every 20 ms."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd)
-    peak = 0
+    peaks = [0] * len(meters)
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak
         while not done.is_set():
-            peak = max(peak, rss(proc.pid))
+            for n, meter in enumerate(meters):
+                peaks[n] = max(peaks[n], meter(proc.pid))
             time.sleep(0.02)
 
     sampler = threading.Thread(target=sample)
@@ -80,13 +101,17 @@ def watch(cmd: list[str], rss: Callable[[int], int] = _tree_rss_kb) -> tuple[flo
     sampler.join()
     if code != 0:
         raise SystemExit(f"export failed ({code}): {' '.join(cmd)}")
-    return seconds, peak / 1024
+    return seconds, [peak / 1024 for peak in peaks]
+
+
+def export_command(case: Path, out: Path, writers: list[str], workers: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "labelport.cli", "export", str(case), "-o", str(out), "-q", "-j", str(workers),
+            *[a for w in writers for a in ("--writer", w)], *extra]
 
 
 def run(case: Path, out: Path, writers: list[str], workers: int, *extra: str) -> tuple[float, float]:
     """(seconds, peak MB of the whole process tree) of one ``labelport export`` command."""
-    return watch([sys.executable, "-m", "labelport.cli", "export", str(case), "-o", str(out), "-q", "-j",
-                  str(workers), *[a for w in writers for a in ("--writer", w)], *extra])
+    return watch(export_command(case, out, writers, workers, *extra))
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:

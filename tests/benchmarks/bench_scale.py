@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _measure import MAKE_CASE
-from bench_pipeline import run
+from bench_pipeline import _tree_rss_kb, export_command, tree_pss_kb, watch_all
 
 
 def startup() -> float:
@@ -35,6 +35,12 @@ def startup() -> float:
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "labelport.cli", "--version"], check=True, capture_output=True)
     return time.perf_counter() - t0
+
+
+def run(case: Path, out: Path, writer: str, workers: int) -> tuple[float, float, float]:
+    """(seconds, peak RSS MB, peak PSS MB) of the process tree of one export."""
+    seconds, (rss, pss) = watch_all(export_command(case, out, [writer], workers), _tree_rss_kb, tree_pss_kb)
+    return seconds, rss, pss
 
 
 def main() -> None:
@@ -46,8 +52,10 @@ def main() -> None:
     floor = min(startup() for _ in range(3))
     print(f"start-up (labelport --version): {floor * 1000:.0f} ms; writer {args.writer}, -j {args.workers}; "
           "tasks of 48x48x12 with one instance, no images")
-    print(f"{'tasks':>7}{'first s':>9}{'tasks/s':>9}{'MB':>7}{'no-op s':>9}{'% first':>9}{'ms/task':>9}{'MB':>7}"
-          f"{'touch-1 s':>11}")
+    print("memory: peak of the process tree (the command and its workers), RSS (pages shared by forked workers "
+          "count in each) and PSS (shared pages divided among the processes sharing them)")
+    print(f"{'tasks':>7}{'first s':>9}{'tasks/s':>9}{'RSS MB':>8}{'PSS MB':>8}{'no-op s':>9}{'% first':>9}"
+          f"{'ms/task':>9}{'PSS MB':>8}{'touch-1 s':>11}")
     rows = []
     for count in args.tasks:
         with tempfile.TemporaryDirectory(prefix="labelport-scale-") as tmp:
@@ -55,8 +63,8 @@ def main() -> None:
             subprocess.run([sys.executable, str(MAKE_CASE), str(case), "--tasks", str(count), "--shape", "48", "48",
                             "12", "--instances", "1", "--no-images"], check=True, capture_output=True)
             out = Path(tmp) / "out"
-            first, first_mb = run(case, out, [args.writer], args.workers)
-            noop, noop_mb = run(case, out, [args.writer], args.workers)
+            first, first_rss, first_pss = run(case, out, args.writer, args.workers)
+            noop, _, noop_pss = run(case, out, args.writer, args.workers)
             label = next((case / "segmentations").iterdir()) / "CT Axial.nii.gz"
             if not label.exists():
                 label = next(p for p in (case / "segmentations").rglob("*.nii.gz"))
@@ -65,15 +73,15 @@ def main() -> None:
             data[0, 0, 0] = 1
             nib.save(nib.Nifti1Image(data, img.affine, img.header), str(label))  # type: ignore[attr-defined]
             os.utime(label)
-            touch, _ = run(case, out, [args.writer], args.workers)
+            touch, _, _ = run(case, out, args.writer, args.workers)
         per_task = max(0.0, noop - floor) / count * 1000
-        rows.append((count, first_mb, noop_mb))
-        print(f"{count:>7}{first:>9.2f}{count / first:>9.0f}{first_mb:>7.0f}{noop:>9.2f}{100 * noop / first:>8.1f}%"
-              f"{per_task:>9.3f}{noop_mb:>7.0f}{touch:>11.2f}", flush=True)
+        rows.append((count, first_rss, first_pss))
+        print(f"{count:>7}{first:>9.2f}{count / first:>9.0f}{first_rss:>8.0f}{first_pss:>8.0f}{noop:>9.2f}"
+              f"{100 * noop / first:>8.1f}%{per_task:>9.3f}{noop_pss:>8.0f}{touch:>11.2f}", flush=True)
     if len(rows) > 1:
-        (small, small_mb, _), (large, large_mb, _) = rows[0], rows[-1]
-        print(f"peak memory, first export: {large_mb / small_mb:.2f}x from {small:,} to {large:,} tasks")
-
+        (small, small_rss, small_pss), (large, large_rss, large_pss) = rows[0], rows[-1]
+        print(f"peak memory of the first export from {small:,} to {large:,} tasks: RSS {large_rss / small_rss:.2f}x, "
+              f"PSS {large_pss / small_pss:.2f}x")
 
 if __name__ == "__main__":
     main()

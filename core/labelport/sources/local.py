@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import datetime
-import json
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,11 +12,14 @@ from typing import Any
 from ..errors import SourceError
 from ..model import LabelVolume, Task, Taxonomy
 from .base import Source, TaskFilter, TaskRef
-from .records import categories_in_order, task_from_record
+from .recordfile import Head, RecordFile, read_json
+from .records import task_from_record
 from .schema import check_record
 from .taxonomy import parse_taxonomy
 
 __all__ = ["LocalExport"]
+
+_TOPS = ("segmentations", "images")  # the folders of an export that a tasks.json path may be found from
 
 
 def read_label_nifti(path: str, expected: tuple[int, ...] | None, limit: int | None) -> LabelVolume:
@@ -26,25 +27,6 @@ def read_label_nifti(path: str, expected: tuple[int, ...] | None, limit: int | N
     from ..niftiio import read_label_nifti as read
 
     return read(path, expected, limit)
-
-
-def _read_json(path: Path) -> Any:
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(limit, 20000))  # a deeply nested record fails its own task, not the whole file
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except RecursionError:
-        raise SourceError("holds JSON nested more than 20000 levels deep", file=str(path)) from None
-    except FileNotFoundError:
-        raise SourceError("file not found", file=str(path)) from None
-    except json.JSONDecodeError as exc:
-        raise SourceError(f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
-                          file=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SourceError(f"cannot read ({exc})", file=str(path)) from None
-    finally:
-        sys.setrecursionlimit(limit)
 
 
 def _stamp(name: str) -> int:
@@ -84,33 +66,31 @@ class LocalExport(Source):
         self._real_root = os.path.realpath(self.root)
         self._folders: dict[str, bool] = {}  # folder -> whether it resolves inside the export folder
         self._files: dict[str, dict[str, bool]] = {}  # folder -> its files (see _listing)
+        self._places: dict[str, list[str]] = {}  # a tasks.json folder -> where its files may be (see find)
         self.allow_outside_paths = allow_outside_paths
         self.filter = task_filter or TaskFilter()
         self.warnings = []
         if not self.root.is_dir():
             raise SourceError("export folder not found", file=str(self.root))
-        records = _read_json(self.root / "tasks.json")
-        if not isinstance(records, list):
-            raise SourceError(f"expected a JSON array of tasks, found a {type(records).__name__}",
-                              file=str(self.root / "tasks.json"))
-        self._records: list[Any] = records
+        self._records = RecordFile(self.root / "tasks.json")
+        self._heads = self._records.heads
         self.taxonomy = self._taxonomy(Path(taxonomy) if taxonomy else None)
         self._seen_ids: set[str] = set()
 
     def __getstate__(self) -> dict[str, Any]:
         """Worker processes open tasks from their records: the full record list stays here."""
         state = dict(self.__dict__)
-        state["_records"], state["_files"] = [], {}
+        state["_records"], state["_heads"], state["_files"], state["_places"] = None, [], {}, {}
         return state
 
     def _taxonomy(self, path: Path | None) -> Taxonomy:
         # by name: the class ids of a derived taxonomy depend on the set of categories, not on task order
-        categories = sorted(categories_in_order(self._records))
+        categories = sorted(self._records.categories)
         if path is None and (self.root / "taxonomy.json").is_file():
             path = self.root / "taxonomy.json"
         if path is None:
             return Taxonomy.derive(categories)
-        taxonomy = parse_taxonomy(_read_json(path), str(path))
+        taxonomy = parse_taxonomy(read_json(path), str(path))
         missing = [c for c in categories if taxonomy.get(c) is None]
         for name in missing:
             taxonomy, _ = taxonomy.with_category(name)
@@ -119,17 +99,15 @@ class LocalExport(Source):
                                  + ", ".join(missing))
         return taxonomy
 
-    def _selected(self, record: Any) -> bool:
+    def _selected(self, head: Head) -> bool:
         """Whether ``refs`` yields this record (a record that is not an object is yielded, to be reported)."""
-        return not isinstance(record, dict) or self.filter.accepts(record.get("taskId"),
-                                                                   record.get("currentStageName"))
+        return not head.is_object or self.filter.accepts(head.task_id, head.stage)
 
     def refs(self) -> Iterator[TaskRef]:
-        self._seen_ids = {str(r.get("taskId")) for r in self._records if isinstance(r, dict)}
-        for index, record in enumerate(self._records):
-            if self._selected(record):
-                fields = record if isinstance(record, dict) else {}
-                yield TaskRef(index, str(fields.get("taskId") or ""), str(fields.get("name") or ""), record)
+        self._seen_ids = {str(h.task_id) for h in self._heads if h.is_object}
+        for index, head in enumerate(self._heads):
+            if self._selected(head):  # each record is parsed here, when its task comes
+                yield TaskRef(index, str(head.task_id or ""), str(head.name or ""), self._records[index])
 
     def list_tasks(self, search: str | None = None, *, stage: str | None = None, name: str | None = None,
                    exact_match: bool = False, task_id: str | None = None,
@@ -148,18 +126,19 @@ class LocalExport(Source):
         if stage is not None:
             self.check_stage(stage)
         count = 0
-        for record in self._records:
-            if not isinstance(record, dict):
+        for index, head in enumerate(self._heads):
+            if not head.is_object:
                 continue
-            task_name = str(record.get("name") or "")
-            if (search == "GROUNDTRUTH" and record.get("currentStageName") != "END") or \
-                    (stage is not None and record.get("currentStageName") != stage) or \
-                    (task_id is not None and record.get("taskId") != task_id) or \
+            task_name = str(head.name or "")
+            if (search == "GROUNDTRUTH" and head.stage != "END") or \
+                    (stage is not None and head.stage != stage) or \
+                    (task_id is not None and head.task_id != task_id) or \
                     (name is not None and not (task_name == name if exact_match else task_name.startswith(name))):
                 continue
             if limit is not None and count >= limit:
                 return
             count += 1
+            record = self._records[index]
             entry = {key: record[key] for key in ("taskId", "name", "createdAt", "currentStageName", "updatedAt",
                                                   "createdBy", "priority", "metaData") if key in record}
             series = [{key: s[key] for key in ("name", "metaData", "imageHeaders") if key in s}
@@ -182,12 +161,12 @@ class LocalExport(Source):
                               "and `labelport events redbrick:ORG_ID/PROJECT_ID` reads it from RedBrick",
                               file=str(self.root))
         path = reports[-1]
-        records = _read_json(path)
+        records = read_json(path)
         if not isinstance(records, list):
             raise SourceError(f"expected a JSON array of task events, found a {type(records).__name__}",
                               file=str(path))
         start = _instant(parse_since(since)) if since else None
-        updated = {r.get("taskId"): r.get("updatedAt") for r in self._records if isinstance(r, dict)}
+        updated = {h.task_id: h.updated for h in self._heads if h.is_object}
         for n, record in enumerate(records):
             if not isinstance(record, dict) or not isinstance(record.get("taskId"), str):
                 self.warnings.append(f"{path}: record {n + 1} is not a task's events (an object with a taskId); "
@@ -206,15 +185,13 @@ class LocalExport(Source):
 
     def stage_names(self) -> set[str]:
         """The stages tasks are in, and END (ground truth), which every RedBrick workflow has."""
-        return {"END"} | {str(r["currentStageName"]) for r in self._records
-                          if isinstance(r, dict) and r.get("currentStageName")}
+        return {"END"} | {str(h.stage) for h in self._heads if h.is_object and h.stage}
 
     def listing(self) -> list[tuple[str, str]]:
-        return [(str(r.get("taskId") or ""), str(r.get("name") or "")) if isinstance(r, dict) else ("", "")
-                for r in self._records]
+        return [(str(h.task_id or ""), str(h.name or "")) for h in self._heads]
 
     def count(self) -> int:
-        return sum(1 for r in self._records if self._selected(r))
+        return sum(1 for h in self._heads if self._selected(h))
 
     def all_task_ids(self) -> set[str]:
         return set(self._seen_ids)
@@ -243,6 +220,16 @@ class LocalExport(Source):
         """A tasks.json path on disk (see the class docstring), or None. Unless ``allow_outside_paths``, a path
         must lead to a file inside the export folder: one that leaves it (an absolute path elsewhere, ``..``,
         a symbolic link) is refused before anything is read, and the error does not say whether it exists."""
+        folder, _, name = path.rpartition("/")
+        if not (path.startswith("/") or ".." in path or "\\" in path or name in _TOPS):
+            # the usual path, relative and plain: where its folder's files may be is worked out once per folder
+            places = self._places.get(folder)
+            if places is None:
+                places = self._places[folder] = self._folder_places(folder)
+            for place in places:
+                if name in self._listing(place):
+                    return self._checked(place + os.sep + name, path)
+            return None
         absolute = os.path.isabs(path)
         if absolute or (".." in path and ".." in path.replace("\\", "/").split("/")):
             candidates = [path] if absolute else [os.path.join(self._root, path), os.path.join(self._parent, path)]
@@ -253,13 +240,24 @@ class LocalExport(Source):
             return self._checked(first, path)
         candidates = [] if absolute else [self._parent_slash + path]
         parts = path.replace("\\", "/").split("/")
-        for top in ("segmentations", "images"):
+        for top in _TOPS:
             if top in parts:
                 candidates.append(self._root_slash + os.sep.join(parts[parts.index(top):]))
         for candidate in candidates:
             if candidate != first and self._isfile(candidate):
                 return self._checked(candidate, path)
         return None
+
+    def _folder_places(self, folder: str) -> list[str]:
+        """The folders, in the order :meth:`find` tries them, where a file of a plain relative ``folder`` may be."""
+        if not folder:
+            return [self._root, self._parent]
+        parts = folder.split("/")
+        places = [self._root_slash + folder, self._parent_slash + folder]
+        for top in _TOPS:
+            if top in parts:
+                places.append(self._root_slash + "/".join(parts[parts.index(top):]))
+        return list(dict.fromkeys(places))
 
     def _isfile(self, path: str) -> bool:
         """``os.path.isfile``, from one listing per folder (a task's images share a folder: one ``scandir``
@@ -286,16 +284,28 @@ class LocalExport(Source):
         return SourceError(f"path {path!r} leads outside the export folder (for an export you trust, "
                            "--allow-outside-paths reads it)")
 
+    def _inside(self, folder: str) -> bool:
+        """Whether a folder resolves inside the export folder. A folder under the export folder's path is
+        inside when its parent is and it is not a symbolic link (one ``lstat``); others are resolved."""
+        inside = self._folders.get(folder)
+        if inside is None:
+            parent, _, name = folder.rpartition(os.sep)
+            if folder == self._root:
+                inside = True
+            elif folder.startswith(self._root_slash) and name not in ("", ".", ".."):
+                inside = self._inside(parent) and not os.path.islink(folder)
+            else:
+                real = os.path.realpath(folder)
+                inside = real == self._real_root or real.startswith(self._real_root + os.sep)
+            self._folders[folder] = inside
+        return inside
+
     def _checked(self, found: str, path: str) -> str:
         """``found``, after checking that it resolves inside the export folder (folders resolved once each)."""
         if self.allow_outside_paths:
             return found
         folder, _, name = found.rpartition(os.sep)
-        inside = self._folders.get(folder)
-        if inside is None:
-            real = os.path.realpath(folder)
-            inside = self._folders[folder] = real == self._real_root or real.startswith(self._real_root + os.sep)
-        if not inside or (self._listing(folder).get(name, True) and not self._within(found)):
+        if not self._inside(folder) or (self._listing(folder).get(name, True) and not self._within(found)):
             raise self._outside(path)
         return found
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..errors import SourceError
@@ -11,7 +11,7 @@ from ..model import LabelMap, LabelVolume, Segment, Series, Task, Taxonomy
 from .schema import check_record
 from .taxonomy import category_name
 
-__all__ = ["categories_in_order", "record_categories", "task_from_record"]
+__all__ = ["record_categories", "task_from_record"]
 
 _INSTANCE_ID = re.compile(r"[1-9][0-9]{0,8}")
 
@@ -178,13 +178,3 @@ def task_from_record(
         task_id=task_id, name=str(name), series=series, record=record, taxonomy=taxonomy,
         stage=record.get("currentStageName"), status=record.get("status"),
     )
-
-
-def categories_in_order(records: Iterable[Any]) -> list[str]:
-    """Distinct categories of all records, in order of first appearance."""
-    seen: dict[str, None] = {}
-    for record in records:
-        if isinstance(record, Mapping):
-            for name in record_categories(record):
-                seen.setdefault(name, None)
-    return list(seen)
