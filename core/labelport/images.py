@@ -66,8 +66,23 @@ def read_image(series: Series) -> tuple[np.ndarray, np.ndarray]:
     except RuntimeError as exc:
         raise SourceError(f"cannot decode the DICOM images ({str(exc).strip().splitlines()[-1]})",
                           series=series.name) from None
-    data = sitk.GetArrayFromImage(image).T  # ITK's (k, j, i) -> (i, j, k)
-    return data, dicom.ras_affine
+    return _pixels(image).T, dicom.ras_affine  # ITK's (k, j, i) -> (i, j, k)
+
+
+class _Pixels:
+    """An ITK image's pixel buffer as NumPy sees it (``__array_interface__``), holding the image: the array made
+    from it keeps the image alive, so the pixels are never copied."""
+
+    def __init__(self, image: Any) -> None:
+        import SimpleITK as sitk
+
+        self.image = image
+        self.__array_interface__ = sitk.GetArrayViewFromImage(image).__array_interface__
+
+
+def _pixels(image: Any) -> np.ndarray:
+    """The pixels of an ITK image in ITK's (k, j, i) order, without a copy (see :class:`_Pixels`)."""
+    return np.asarray(_Pixels(image))
 
 
 def load_aligned(series: Series, resample: bool = False) -> AlignedVolumes:

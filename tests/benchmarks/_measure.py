@@ -33,6 +33,15 @@ print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource
 """
 
 
+def compile_bytecode() -> None:
+    """Compile labelport's modules once, as installing a package does: with PYTHONDONTWRITEBYTECODE set (or a
+    source tree that cannot be written) every command would otherwise compile them again, which is not what an
+    installed labelport does."""
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(root / "core"), str(root / "plugins")],
+                   check=True, capture_output=True)
+
+
 def make_case(out: Path, *args: str) -> Path:
     subprocess.run([sys.executable, str(MAKE_CASE), str(out), *args], check=True, capture_output=True)
     return out

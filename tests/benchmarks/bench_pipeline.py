@@ -72,6 +72,12 @@ def tree_pss_kb(root: int) -> int:
     return _tree_kb(root, "Pss")
 
 
+def tree_anon_kb(root: int) -> int:
+    """Summed proportional set size of the anonymous memory of ``root`` and its descendants: what they
+    allocated, without the file pages they map (page cache, which the kernel can take back at any time)."""
+    return _tree_kb(root, "Pss_Anon")
+
+
 def watch(cmd: list[str], rss: Callable[[int], int] = _tree_rss_kb) -> tuple[float, float]:
     """(seconds, peak MB) of the command ``cmd``; memory is ``rss(pid)`` in kB (default: the whole process
     tree), sampled every 20 ms."""

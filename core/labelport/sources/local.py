@@ -46,6 +46,15 @@ def _instant(text: Any) -> datetime.datetime | None:
     return when if when.tzinfo is not None else None
 
 
+def _remember(cache: dict[str, Any], key: str, value: Any) -> Any:
+    """Store ``value`` in a per-folder cache that is emptied when it reaches 4,096 folders: a task's files share
+    a few folders, so this keeps what is in use while memory does not grow with the project."""
+    if len(cache) >= 4096:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
 class LocalExport(Source):
     """Tasks of an export folder. Paths in tasks.json may be written relative to the folder
     (``./segmentations/...``), relative to its parent (``<project>/segmentations/...``) or absolute."""
@@ -225,7 +234,7 @@ class LocalExport(Source):
             # the usual path, relative and plain: where its folder's files may be is worked out once per folder
             places = self._places.get(folder)
             if places is None:
-                places = self._places[folder] = self._folder_places(folder)
+                places = _remember(self._places, folder, self._folder_places(folder))
             for place in places:
                 if name in self._listing(place):
                     return self._checked(place + os.sep + name, path)
@@ -274,7 +283,7 @@ class LocalExport(Source):
                     files = {e.name: e.is_symlink() for e in entries if e.is_file()}
             except OSError:  # no such folder, or not a folder, or not readable: as isfile says
                 files = {}
-            self._files[folder] = files
+            _remember(self._files, folder, files)
         return files
 
     def _within(self, path: str) -> bool:
@@ -297,7 +306,7 @@ class LocalExport(Source):
             else:
                 real = os.path.realpath(folder)
                 inside = real == self._real_root or real.startswith(self._real_root + os.sep)
-            self._folders[folder] = inside
+            _remember(self._folders, folder, inside)
         return inside
 
     def _checked(self, found: str, path: str) -> str:

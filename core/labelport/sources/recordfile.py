@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import mmap
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -90,20 +91,35 @@ class RecordFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._raws: list[Any] = []
+        self._map: mmap.mmap | None = None
+        self._reads = 0
         try:
-            data = path.read_bytes()
-            self._raws = msgspec.json.decode(data, type=list[msgspec.Raw])
+            with open(path, "rb") as f:
+                self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            self._raws = msgspec.json.decode(self._map, type=list[msgspec.Raw])
             self._parse: Callable[[Any], Any] = _decode
-        except (OSError, RecursionError, msgspec.DecodeError, msgspec.ValidationError):
+        except (OSError, ValueError, RecursionError, msgspec.DecodeError, msgspec.ValidationError):
+            self._map = None  # (an empty file cannot be mapped: parsed whole, it is reported as malformed)
             records = read_json(path)  # the error names the line and column, or the records parse this way
             if not isinstance(records, list):
                 raise SourceError(f"expected a JSON array of tasks, found a {type(records).__name__}",
                                   file=str(path)) from None
             self._raws, self._parse = records, lambda record: record
         categories: dict[str, None] = {}
-        self.heads = [self._head(raw, categories) for raw in self._raws]
+        self.heads = []
+        for index, raw in enumerate(self._raws):
+            if index % 1000 == 999:
+                self._release()
+            self.heads.append(self._head(raw, categories))
         #: distinct segmentMap categories, in order of first appearance
         self.categories = list(categories)
+        self._release()
+
+    def _release(self) -> None:
+        """Give the file's pages back: records are read from the page cache again as their tasks come, so the
+        process holds only those in use, however large the file."""
+        if self._map is not None and hasattr(mmap, "MADV_DONTNEED"):
+            self._map.madvise(mmap.MADV_DONTNEED)
 
     def _head(self, raw: Any, categories: dict[str, None]) -> Head:
         if isinstance(raw, msgspec.Raw):
@@ -129,6 +145,9 @@ class RecordFile:
 
     def __getitem__(self, index: int) -> Any:
         """Record ``index``, parsed now (a fresh object each time)."""
+        self._reads += 1
+        if self._reads % 1000 == 0:
+            self._release()
         return self._parse(self._raws[index])
 
     def __iter__(self) -> Iterator[Any]:
