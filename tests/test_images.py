@@ -33,6 +33,24 @@ def test_dicom_image_matches_labels(tmp_path: Path, make_case: Any) -> None:
         assert set(np.unique(volumes.image[volumes.labels == value]).tolist()) == {hu}, value
 
 
+def test_an_image_array_is_ours_to_change_and_outlives_the_reader(tmp_path: Path, make_case: Any) -> None:
+    """The pixels of a DICOM series are used where ITK decoded them, not copied: the array must keep them alive
+    and be writable, as a copy would be."""
+    import gc
+
+    project = make_case(tmp_path / "case", "--shape", "64", "56", "24")
+    series = next(iter(labelport.open_source(project, allow_outside_paths=True))).series[0]
+    image = labelport.load_aligned(series).image
+    expected = {v: HU[s.category] for v, s in series.segments.items()}
+    gc.collect()
+    np.zeros(20_000_000, dtype=np.int16).fill(-1)  # memory freed too early would be reused here
+    labels = series.label_map.array
+    for value, hu in expected.items():
+        assert set(np.unique(image[labels == value]).tolist()) == {hu}
+    image[labels > 0] = -1000
+    assert image.flags.writeable and int(image.max()) < 60
+
+
 def test_label_map_in_another_axis_order(tmp_path: Path, make_case: Any) -> None:
     """The same labels stored RAS instead of LPS: the image follows the labels' voxel order."""
     project = make_case(tmp_path / "case", "--shape", "64", "56", "24")

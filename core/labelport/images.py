@@ -77,7 +77,9 @@ class _Pixels:
         import SimpleITK as sitk
 
         self.image = image
-        self.__array_interface__ = sitk.GetArrayViewFromImage(image).__array_interface__
+        interface = dict(sitk.GetArrayViewFromImage(image).__array_interface__)  # (its view makes it unique)
+        interface["data"] = (interface["data"][0], False)  # writable, as a copy would be: the image is ours
+        self.__array_interface__ = interface
 
 
 def _pixels(image: Any) -> np.ndarray:
