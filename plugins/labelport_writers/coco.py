@@ -101,36 +101,40 @@ def _series(ctx: labelport.WriterContext, task: labelport.Task, series: labelpor
     affine = volumes.affine
     views = labelport.views(series)
     grey = display_volume(_grey(volumes.image, series, opts.window), affine, opts.axis)
-    masks = {}
-    for n, found in views.instance_masks():
-        if found is not None:
-            mask = np.zeros(views.array.shape, dtype=bool, order="F")
-            box, inside = found
-            mask[box][inside] = True
-            masks[n] = display_volume(mask, affine, opts.axis)
     count = grey.shape[2]
+    origin = {"task": task.task_id, "series": series.name}
+    # one instance's mask at a time (volumes may be large); each slice's annotations, in instance order
+    found_on: dict[int, list[dict[str, Any]]] = {}
+    for n, found in views.instance_masks():
+        if found is None:
+            continue
+        mask = np.zeros(views.array.shape, dtype=bool, order="F")
+        box, inside = found
+        mask[box][inside] = True
+        shown = display_volume(mask, affine, opts.axis)
+        segment = series.segments[n]
+        for k in np.flatnonzero(shown.any(axis=(0, 1))).tolist():
+            plane = np.ascontiguousarray(shown[:, :, k].T)
+            rows, cols = np.nonzero(plane)
+            found_on.setdefault(k, []).append({
+                "image": None, "category_id": segment.class_id + 1, "iscrowd": 0,
+                "segmentation": _rle(plane) if opts.segmentation == "rle" else _polygons(plane),
+                "area": int(plane.sum()), "bbox": [int(cols.min()), int(rows.min()), int(cols.max() - cols.min() + 1),
+                                                   int(rows.max() - rows.min() + 1)],
+                "labelport": {**origin, "slice": k, "instance": n, "labelId": segment.label_id}})
+        del mask, shown
     folder, stem = ctx.series_dir(series, top="images"), ctx.series_stem(series)
     images, annotations = [], []
-    origin = {"task": task.task_id, "series": series.name}
     for k in range(count):
-        if opts.slices == "labelled" and not any(m[:, :, k].any() for m in masks.values()):
+        if opts.slices == "labelled" and k not in found_on:
             continue
         path = save_slice(ctx, f"{folder}/{slice_name(stem, k, count)}", grey[:, :, k], Image.fromarray,
                           opts.compresslevel)
         images.append({"file_name": path, "height": int(grey.shape[1]), "width": int(grey.shape[0]),
                        "labelport": {**origin, "slice": k}})
-        for n, mask in masks.items():
-            plane = np.ascontiguousarray(mask[:, :, k].T)
-            if not plane.any():
-                continue
-            rows, cols = np.nonzero(plane)
-            segment = series.segments[n]
-            annotations.append({
-                "image": path, "category_id": segment.class_id + 1, "iscrowd": 0,
-                "segmentation": _rle(plane) if opts.segmentation == "rle" else _polygons(plane),
-                "area": int(plane.sum()), "bbox": [int(cols.min()), int(rows.min()), int(cols.max() - cols.min() + 1),
-                                                   int(rows.max() - rows.min() + 1)],
-                "labelport": {**origin, "slice": k, "instance": n, "labelId": segment.label_id}})
+        for annotation in found_on.pop(k, []):
+            annotation["image"] = path
+            annotations.append(annotation)
     return images, annotations
 
 

@@ -141,6 +141,7 @@ def build(task: labelport.Task, series: labelport.Series, label_map: labelport.L
           ctx: labelport.WriterContext) -> Any:
     """The Segmentation dataset, or None when the label map holds no labelled voxel."""
     import highdicom as hd
+    import numpy as np
     import pydicom
     from pydicom.uid import DeflatedExplicitVRLittleEndian, generate_uid
 
@@ -160,7 +161,8 @@ def build(task: labelport.Task, series: labelport.Series, label_map: labelport.L
 
     date, time = dicom_date_time(task, dicom.header)
     # the UIDs of the object come from its content: frames, segments, images referenced, options, version
-    content = (task.task_id, series.index, hashlib.blake2b(array.tobytes(), digest_size=16).hexdigest(), array.shape,
+    content = (task.task_id, series.index, hashlib.blake2b(np.ascontiguousarray(array).data,  # no copy
+                                                           digest_size=16).hexdigest(), array.shape,
                list(frames), [(g.number, g.label, g.instance_ids, g.color, g.codes, g.tracking) for g in segments],
                [im.sop_instance_uid for im in dicom.images], opts, labelport.__version__, date, time)
     descriptions = [hd.seg.SegmentDescription(

@@ -33,6 +33,13 @@ print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource
 """
 
 
+def labelport_command() -> list[str]:
+    """How a user runs labelport: its console script next to this Python (``python -m labelport.cli`` compiles
+    the CLI module on every start, as ``__main__``, which the script does not)."""
+    script = Path(sys.executable).with_name("labelport")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "labelport.cli"]
+
+
 def compile_bytecode() -> None:
     """Compile labelport's modules once, as installing a package does: with PYTHONDONTWRITEBYTECODE set (or a
     source tree that cannot be written) every command would otherwise compile them again, which is not what an

@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import casegen
+from _measure import labelport_command
 from bench_pipeline import watch
 
 
@@ -43,7 +44,7 @@ def rss_kb(pid: int) -> int:
 
 def export(case: Path, out: Path, *args: str) -> tuple[float, float]:
     """(seconds, peak MB of the labelport process itself) of one ``labelport export --force`` command."""
-    return watch([sys.executable, "-m", "labelport.cli", "export", str(case), "-o", str(out), "-q", "--force",
+    return watch([*labelport_command(), "export", str(case), "-o", str(out), "-q", "--force",
                   "--writer", "nifti", "--writer", "png", *args], rss=rss_kb)
 
 

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _measure import make_case, measure
+from _measure import labelport_command, make_case, measure
 
 
 def main() -> None:
@@ -43,7 +43,7 @@ def main() -> None:
         cli = []
         for n in range(args.repeat):
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "labelport.cli", "export", str(case), "-o", f"{tmp}/cli{n}",
+            subprocess.run([*labelport_command(), "export", str(case), "-o", f"{tmp}/cli{n}",
                             *[a for w in writers for a in ("--writer", w)], "-q"], check=True)
             cli.append(time.perf_counter() - t0)
     seconds, peak, before = result["seconds"], result["peak_rss_mb"], result["rss_before_mb"]

@@ -29,7 +29,7 @@ import nibabel as nib
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _measure import make_case
+from _measure import labelport_command, make_case
 
 WRITERS = ["nifti", "semantic-nifti", "binary-mask", "overlapping", "png", "mhd", "rtstruct"]
 
@@ -111,7 +111,7 @@ def watch_all(cmd: list[str], *meters: Callable[[int], int]) -> tuple[float, lis
 
 
 def export_command(case: Path, out: Path, writers: list[str], workers: int, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "labelport.cli", "export", str(case), "-o", str(out), "-q", "-j", str(workers),
+    return [*labelport_command(), "export", str(case), "-o", str(out), "-q", "-j", str(workers),
             *[a for w in writers for a in ("--writer", w)], *extra]
 
 

@@ -21,12 +21,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import casegen
+from _measure import labelport_command
 
 
 def timed(*args: str) -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "labelport.cli", *args], check=True, capture_output=True)
+    subprocess.run([*labelport_command(), *args], check=True, capture_output=True)
     return time.perf_counter() - t0
 
 

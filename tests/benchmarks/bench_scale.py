@@ -27,14 +27,14 @@ import nibabel as nib
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _measure import MAKE_CASE, compile_bytecode
+from _measure import MAKE_CASE, compile_bytecode, labelport_command
 from bench_pipeline import _tree_rss_kb, export_command, tree_anon_kb, tree_pss_kb, watch_all
 
 
 def startup(*command: str) -> float:
     """Seconds of ``labelport COMMAND`` (``--version``: the floor of any command)."""
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "labelport.cli", *(command or ["--version"])], check=True,
+    subprocess.run([*labelport_command(), *(command or ["--version"])], check=True,
                    capture_output=True)
     return time.perf_counter() - t0
 
