@@ -112,6 +112,7 @@ def _legacy_manifest(root: Path) -> None:
              for k, fp, folder, files, entry in rows}
     last = next(reversed(tasks))
     journal = json.dumps({"task": last, "state": tasks.pop(last)}) + "\n" + '{"task": "half-writ'  # then killed
+    tasks.update({"hand-edited": {"fingerprint": 5, "json": "{}"}, "text": "x", "no-json": {"fingerprint": "f"}})
     (root / ".labelport" / "manifest.json").write_text(json.dumps(
         {"version": 2, "writer": meta["writer"], "tasks": tasks, "stale": [], "project": json.loads(meta["project"])}))
     (root / ".labelport" / "journal.ndjson").write_text(journal)

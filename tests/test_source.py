@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import struct
 from pathlib import Path
@@ -259,3 +260,18 @@ def test_a_source_lists_and_filters_from_the_record_heads(tmp_path: Path) -> Non
     assert [(r.index, r.task_id) for r in staged.refs()] == [(0, "a"), (1, ""), (2, ""), (3, "")]
     assert staged.all_task_ids() == {"a", "7", "b", "c", "d"}
     assert sorted(c.name for c in source.taxonomy.categories) == ["Liver", "Organ/Kidney", "Tumor"]
+
+
+def test_a_tasks_json_changed_during_an_export_is_an_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "tasks.json").write_text(json.dumps(HOSTILE_RECORDS))
+    source = LocalExport(tmp_path)
+    refs = source.refs()
+    assert next(refs).task_id == "a"
+    path = tmp_path / "tasks.json"
+    stat = path.stat()
+    path.write_text(json.dumps(HOSTILE_RECORDS[::-1]))  # rewritten in place: same size, same time below
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size and path.stat().st_ino == stat.st_ino
+    with pytest.raises(SourceError, match="changed while it was being exported") as raised:
+        next(refs)
+    assert "tasks.json" in str(raised.value)

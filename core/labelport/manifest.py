@@ -113,8 +113,8 @@ class EntryTexts(Sequence[str]):
 
 
 class Manifest:
-    """The manifest of one writer root (see the module docstring). ``readonly`` opens it without writing
-    anything (a dry run); changes are then kept in memory only."""
+    """The manifest of one writer root (see the module docstring). ``readonly`` opens it for a dry run, which
+    records nothing: the file is neither written nor locked."""
 
     def __init__(self, root: str, readonly: bool = False) -> None:
         self.root = root
@@ -127,7 +127,11 @@ class Manifest:
         #: the writer whose output the root holds (from the last export into it)
         self.writer: str | None = meta.get("writer")
         #: what the project steps wrote last (see :mod:`labelport.project`): ``{"fingerprint", "files"}``
-        self.project: dict[str, Any] = json.loads(meta.get("project", "{}"))
+        self.project: dict[str, Any] = {}
+        with contextlib.suppress(ValueError):
+            project = json.loads(meta.get("project", "{}"))
+            if isinstance(project, dict) and isinstance(project.get("files", []), list):
+                self.project = project
         #: whether the task entries (or their order) changed since the project steps last ran
         self.entries_changed = meta.get("entries_changed") == "1"
 
@@ -182,7 +186,7 @@ class Manifest:
 
     def _import(self, db: sqlite3.Connection, path: str) -> None:
         """Read an earlier labelport's manifest.json and its journal into ``db``."""
-        tasks: dict[str, dict[str, Any]] = {}
+        tasks: dict[str, Any] = {}
         stale: set[str] = set()
         meta: dict[str, str] = {}
         try:
@@ -204,15 +208,22 @@ class Manifest:
                     item = json.loads(line)
                 except ValueError:
                     break  # the line being written when the export was killed
-                if "stale" in item:
-                    stale.update(item["stale"])
-                else:
-                    tasks[item["task"]] = item["state"]
+                if not isinstance(item, dict):
+                    break
+                if isinstance(item.get("stale"), list):
+                    stale.update(p for p in item["stale"] if isinstance(p, str))
+                elif isinstance(item.get("task"), str):
+                    tasks[item["task"]] = item.get("state")
                 meta["entries_changed"] = "1"
+        # entries that are not as labelport wrote them are left out: those tasks are written again
+        rows: list[tuple[str, int, str, str, str, str]] = []
+        for key, state in tasks.items():
+            if isinstance(state, dict) and isinstance(state.get("fingerprint"), str) and \
+                    isinstance(state.get("json"), str) and isinstance(state.get("files", []), list):
+                rows.append((key, len(rows), state["fingerprint"], str(state.get("folder") or ""),
+                             json.dumps([f for f in state.get("files", []) if isinstance(f, str)]), state["json"]))
         db.execute("BEGIN")
-        db.executemany("INSERT OR REPLACE INTO task VALUES (?, ?, ?, ?, ?, ?)",
-                       [(key, n, s["fingerprint"], s.get("folder", ""), json.dumps(s.get("files", [])), s["json"])
-                        for n, (key, s) in enumerate(tasks.items()) if s])
+        db.executemany("INSERT OR REPLACE INTO task VALUES (?, ?, ?, ?, ?, ?)", rows)
         db.executemany("INSERT OR IGNORE INTO stale VALUES (?)", [(p,) for p in stale])
         db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta.items())
 
@@ -361,4 +372,8 @@ class Manifest:
     def save(self) -> None:
         """Commit and close."""
         self.commit()
+        self.close()
+
+    def close(self) -> None:
+        """Close the database; what was not committed is dropped (its tasks are written again next time)."""
         self._db.close()

@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import os
 import signal
+import sqlite3
 import threading
 import time
 import warnings
@@ -432,8 +433,12 @@ def export(
     report.dry_run = dry_run
     if dry_run:  # read-only: no folder, no lock, nothing recorded
         manifests = {name: Manifest(root, readonly=True) for name, root in roots.items()}
-        _run(src, chosen, roots, manifests, report, Settings(unknown_labels, images), notify, workers, scheduler,
-             task_timeout, force, dry_run=True)
+        try:
+            _run(src, chosen, roots, manifests, report, Settings(unknown_labels, images), notify, workers,
+                 scheduler, task_timeout, force, dry_run=True)
+        finally:
+            for manifest in manifests.values():
+                manifest.close()
         report.warnings[:0] = src.warnings
         report.seconds = time.perf_counter() - started
         return report
@@ -448,8 +453,13 @@ def export(
                                        "replaces it (its files are removed)")
             manifest.set_writer(name)
         try:
-            _run(src, chosen, roots, manifests, report, Settings(unknown_labels, images), notify, workers, scheduler,
-                 task_timeout, force)
+            try:
+                _run(src, chosen, roots, manifests, report, Settings(unknown_labels, images), notify, workers,
+                     scheduler, task_timeout, force)
+            except sqlite3.DatabaseError as exc:  # damaged after it opened (a damaged file is replaced on open)
+                raise LabelportError(f"a manifest in {out} is damaged ({exc}): remove "
+                                     f"{os.path.join(out, '**', '.labelport', 'manifest.sqlite')} to write every "
+                                     "task again") from None
             from .review.runinfo import save_run
 
             for info, opts in chosen:  # for the review page (labelport report)
@@ -457,6 +467,8 @@ def export(
         finally:  # what a worker killed mid-file left behind (the workers are gone by now)
             for root in roots.values():
                 clear_scratch(root)
+            for manifest in manifests.values():
+                manifest.close()
     report.warnings[:0] = src.warnings
     report.seconds = time.perf_counter() - started
     return report
@@ -550,6 +562,8 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
                     report.removed[name] += 1
     except BaseException:
         runner.close(kill=True)
+        with contextlib.suppress(Exception):  # every task recorded so far is whole: the next export keeps them
+            _commit(manifests)
         raise
     runner.close()
     if dry_run:

@@ -165,7 +165,7 @@ def project_files(root: str | os.PathLike[str]) -> list[str]:
     try:
         return list(manifest.project.get("files") or [])
     finally:
-        manifest.save()
+        manifest.close()
 
 
 def _tree(root: Path) -> dict[str, str]:

@@ -132,12 +132,16 @@ class WorkerPool:
         parent_end, child_end = context.Pipe()
         process = context.Process(target=_serve, args=(child_end, os.getpid(), self.initializer, self.initargs,
                                                        self.run), daemon=True)
-        if method == "fork":  # the garbage collector of a forked worker leaves the parent's objects alone, so
-            gc.freeze()       # their memory stays shared instead of being copied page by page
+        # the garbage collector of a forked worker leaves the parent's objects alone, so that their memory stays
+        # shared instead of being copied page by page (objects someone else froze stay frozen)
+        freeze = method == "fork" and gc.get_freeze_count() == 0
+        if freeze:
+            gc.freeze()
         try:
             process.start()
         finally:
-            gc.unfreeze()
+            if freeze:
+                gc.unfreeze()
         child_end.close()
         return _Worker(process, parent_end)
 

@@ -1,19 +1,24 @@
-"""The task records of a tasks.json file, kept as their JSON text and parsed one at a time when used.
+"""The task records of a tasks.json file, each parsed when its task comes.
 
-A parsed record takes about twice the memory of its text, and an export needs each one only once, so a
-project's records are kept as slices of the file (msgspec ``Raw``) plus, for each record, the few fields that
-listing, filtering and naming tasks read (:class:`Head`). The segmentMap categories that derive the taxonomy
-are collected in the same pass. A file that msgspec cannot split (a syntax error, nesting deeper than it
-follows) is parsed whole instead, which gives the detailed error or the same records.
+A parsed record takes about twice the memory of its text, and an export needs each one only once. So the file
+is split once (msgspec ``Raw``) and for each record only its place in the file is kept, with the few fields
+that listing, filtering and naming tasks read (:class:`Head`); the segmentMap categories that derive the
+taxonomy are collected in the same pass. Records are read back from the file when their task comes, and
+checked against a checksum of what was split: a file changed meanwhile is an error naming it, never another
+record.
+A file that msgspec cannot split (a syntax error, nesting deeper than it follows, NaN) is parsed whole
+instead, which gives the detailed error or the same records.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
-import mmap
+import os
 import sys
-from collections.abc import Callable, Iterator
+from array import array
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -46,6 +51,9 @@ def read_json(path: Path) -> Any:
         sys.setrecursionlimit(limit)
 
 
+_SKIP = frozenset(b" \t\n\r,")  # what may stand between two values of a JSON array
+
+
 class Head(NamedTuple):
     """What is read of every record up front (raw JSON values; ``is_object`` False for a record that is not
     an object, whose other fields are then None)."""
@@ -73,7 +81,7 @@ class _Fields(msgspec.Struct):
     series: list[_Series] | None = None
 
 
-def _decode(raw: msgspec.Raw) -> Any:
+def _decode(raw: msgspec.Raw | bytes) -> Any:
     try:
         return msgspec.json.decode(raw)
     except (RecursionError, msgspec.DecodeError):  # deeper than msgspec follows: as json parses it
@@ -90,65 +98,81 @@ class RecordFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._raws: list[Any] = []
-        self._map: mmap.mmap | None = None
-        self._reads = 0
+        self._split = False  # whether records are read back from the file (else parsed whole, in _parsed)
+        self._spans = array("q")  # (offset, length, checksum) of each record's text in the file
+        self._parsed: list[Any] = []  # the records, when the file had to be parsed whole
+        categories: dict[str, None] = {}
+        self.heads: list[Head] = []
         try:
-            with open(path, "rb") as f:
-                self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            self._raws = msgspec.json.decode(self._map, type=list[msgspec.Raw])
-            self._parse: Callable[[Any], Any] = _decode
-        except (OSError, ValueError, RecursionError, msgspec.DecodeError, msgspec.ValidationError):
-            self._map = None  # (an empty file cannot be mapped: parsed whole, it is reported as malformed)
+            data = path.read_bytes()
+            raws = msgspec.json.decode(data, type=list[msgspec.Raw])
+        except (OSError, RecursionError, msgspec.DecodeError, msgspec.ValidationError):
             records = read_json(path)  # the error names the line and column, or the records parse this way
             if not isinstance(records, list):
                 raise SourceError(f"expected a JSON array of tasks, found a {type(records).__name__}",
                                   file=str(path)) from None
-            self._raws, self._parse = records, lambda record: record
-        categories: dict[str, None] = {}
-        self.heads = []
-        for index, raw in enumerate(self._raws):
-            if index % 1000 == 999:
-                self._release()
-            self.heads.append(self._head(raw, categories))
+            self._parsed = records
+            self.heads = [self._head(record, categories) for record in records]
+        else:
+            view, at = memoryview(data), data.index(b"[") + 1
+            for raw in raws:  # each value follows the last, after JSON whitespace and a comma
+                while data[at] in _SKIP:
+                    at += 1
+                length = len(raw)
+                if view[at:at + length] != memoryview(raw):
+                    raise SourceError("could not locate a record of the array", file=str(path))
+                self._spans.extend((at, length, _checksum(raw)))
+                self.heads.append(self._head(raw, categories))
+                at += length
+            del view
+            self._split = True
         #: distinct segmentMap categories, in order of first appearance
         self.categories = list(categories)
-        self._release()
-
-    def _release(self) -> None:
-        """Give the file's pages back: records are read from the page cache again as their tasks come, so the
-        process holds only those in use, however large the file."""
-        if self._map is not None and hasattr(mmap, "MADV_DONTNEED"):
-            self._map.madvise(mmap.MADV_DONTNEED)
 
     def _head(self, raw: Any, categories: dict[str, None]) -> Head:
         if isinstance(raw, msgspec.Raw):
             try:
                 fields = msgspec.json.decode(raw, type=_Fields)
             except (RecursionError, msgspec.DecodeError, msgspec.ValidationError):
-                pass  # not an object, or not shaped as expected: parsed in full below
+                raw = _decode(raw)  # not an object, or not shaped as expected: parsed in full
             else:
                 for series in fields.series or []:
                     for entry in (series.segmentMap or {}).values():
                         with contextlib.suppress(ValueError):  # reported when the task is opened
                             categories.setdefault(category_name(entry.category), None)
                 return Head(True, fields.taskId, fields.name, fields.currentStageName, fields.updatedAt)
-        record = self._parse(raw)
-        if not isinstance(record, dict):
+        if not isinstance(raw, dict):
             return Head(False)
-        categories.update(dict.fromkeys(record_categories(record)))
-        return Head(True, record.get("taskId"), record.get("name"), record.get("currentStageName"),
-                    record.get("updatedAt"))
+        categories.update(dict.fromkeys(record_categories(raw)))
+        return Head(True, raw.get("taskId"), raw.get("name"), raw.get("currentStageName"), raw.get("updatedAt"))
 
     def __len__(self) -> int:
-        return len(self._raws)
+        return len(self.heads)
 
     def __getitem__(self, index: int) -> Any:
         """Record ``index``, parsed now (a fresh object each time)."""
-        self._reads += 1
-        if self._reads % 1000 == 0:
-            self._release()
-        return self._parse(self._raws[index])
+        if not self._split:
+            return self._parsed[index]
+        offset, length, checksum = self._spans[3 * index:3 * index + 3]
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            try:
+                if hasattr(os, "pread"):
+                    text = os.pread(fd, length, offset)
+                else:
+                    os.lseek(fd, offset, os.SEEK_SET)
+                    text = os.read(fd, length)
+            finally:
+                os.close(fd)
+        except OSError:
+            text = b""
+        if _checksum(text) != checksum:
+            raise SourceError("changed while it was being exported (export again)", file=str(self.path))
+        return _decode(text)
 
     def __iter__(self) -> Iterator[Any]:
-        return (self._parse(raw) for raw in self._raws)
+        return (self[index] for index in range(len(self)))
+
+
+def _checksum(text: msgspec.Raw | bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little", signed=True)
