@@ -62,7 +62,7 @@ def main() -> None:
           f"(no-op - {floor * 1000:.0f} ms) / tasks")
     print("memory: peak of the process tree (the command and its workers) in MB: RSS (pages shared by forked "
           "workers count in each), PSS (shared pages divided among the processes sharing them), anon (PSS without "
-          "mapped files such as tasks.json, which are page cache)")
+          "mapped files, which are page cache)")
     print(f"{'tasks':>7}{'first s':>9}{'tasks/s':>9}{'RSS':>6}{'PSS':>6}{'anon':>6}{'no-op s':>9}{'% first':>9}"
           f"{'ms/task':>9}{'PSS':>6}{'anon':>6}{'touch-1 s':>11}")
     rows = []
