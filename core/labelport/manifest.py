@@ -136,39 +136,45 @@ class Manifest:
         self.entries_changed = meta.get("entries_changed") == "1"
 
     def _open(self, readonly: bool) -> sqlite3.Connection:
-        legacy = os.path.join(self.folder, "manifest.json")
-        if readonly:  # a dry run: nothing is written, and writing raises
-            if os.path.isfile(self.path):
-                with contextlib.suppress(sqlite3.Error):
-                    # immutable: no lock file and no shared-memory file is made; a write-ahead log left by an
-                    # interrupted export needs them, to be read
-                    wal = os.path.isfile(self.path + "-wal")
-                    uri = Path(os.path.abspath(self.path)).as_uri() + ("?mode=ro" if wal else "?immutable=1")
-                    db = sqlite3.connect(uri, uri=True, isolation_level=None)
-                    if db.execute("PRAGMA user_version").fetchone()[0] == _VERSION:
-                        return db
-                    db.close()
+        db = self._recorded_readonly() if readonly else None
+        if db is not None:
+            return db
+        if readonly:  # nothing recorded yet, or not readable: a dry run works on an empty copy in memory
             db = sqlite3.connect(":memory:", isolation_level=None)
             db.executescript(_SCHEMA)
-            if os.path.isfile(legacy):
-                self._import(db, legacy)
-                db.commit()
-            return db
-        os.makedirs(self.folder, exist_ok=True)
-        try:
-            db = self._connect()
-        except sqlite3.DatabaseError:  # not a database (a truncated or foreign file): start again
-            for suffix in ("", "-wal", "-shm"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(self.path + suffix)
-            db = self._connect()
+        else:
+            os.makedirs(self.folder, exist_ok=True)
+            try:
+                db = self._connect()
+            except sqlite3.DatabaseError:  # not a database (a truncated or foreign file): start again
+                for suffix in ("", "-wal", "-shm"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(self.path + suffix)
+                db = self._connect()
+        legacy = os.path.join(self.folder, "manifest.json")
         if os.path.isfile(legacy):
             self._import(db, legacy)
             db.commit()
-            for name in ("manifest.json", "journal.ndjson"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(os.path.join(self.folder, name))
+            if not readonly:
+                for name in ("manifest.json", "journal.ndjson"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(os.path.join(self.folder, name))
         return db
+
+    def _recorded_readonly(self) -> sqlite3.Connection | None:
+        """The database opened read-only for a dry run, or None when there is none (or it cannot be read)."""
+        if not os.path.isfile(self.path):
+            return None
+        with contextlib.suppress(sqlite3.Error):
+            # immutable: no lock file and no shared-memory file is made; a write-ahead log left by an
+            # interrupted export needs them, to be read
+            wal = os.path.isfile(self.path + "-wal")
+            uri = Path(os.path.abspath(self.path)).as_uri() + ("?mode=ro" if wal else "?immutable=1")
+            db = sqlite3.connect(uri, uri=True, isolation_level=None)
+            if db.execute("PRAGMA user_version").fetchone()[0] == _VERSION:
+                return db
+            db.close()
+        return None
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None)
@@ -240,24 +246,15 @@ class Manifest:
         """Each task's folder (tasks that have one)."""
         return dict(self._db.execute("SELECT key, folder FROM task WHERE folder != ''"))
 
-    def state(self, task_id: str) -> dict[str, Any] | None:
-        """What was recorded for a task: ``{"fingerprint", "files", "json", "folder"}``, or None."""
-        row = self._db.execute("SELECT fingerprint, files, entry, folder FROM task WHERE key = ?",
-                               (task_id,)).fetchone()
-        return None if row is None else {"fingerprint": row[0], "files": json.loads(row[1]), "json": row[2],
-                                         "folder": row[3]}
-
     def entries(self) -> EntryTexts:
         """The tasks.json entries, in order, as text."""
         return EntryTexts(self._db)
 
-    def unchanged(self, task_id: str, fp: str) -> dict[str, Any] | None:
-        """The recorded state when ``task_id`` was written from the same inputs and all its files are still
-        there; None otherwise."""
-        state = self.state(task_id)
-        if state is None or state["fingerprint"] != fp:
-            return None
-        return state if self.present(state["files"]) else None
+    def unchanged(self, task_id: str, fp: str) -> bool:
+        """Whether ``task_id`` was written from the same inputs and all its files are still there (its entry
+        text is not read)."""
+        row = self._db.execute("SELECT fingerprint, files FROM task WHERE key = ?", (task_id,)).fetchone()
+        return row is not None and row[0] == fp and self.present(json.loads(row[1]))
 
     def held(self) -> set[str]:
         """Every file a task holds."""

@@ -117,7 +117,7 @@ class _Slot:
     key: str
     folder: str
     fingerprints: dict[str, str]
-    reused: dict[str, dict[str, Any]]
+    reused: set[str]  # the writers whose earlier output of the task stands
     todo: list[str]
 
 
@@ -529,10 +529,10 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
                                                     messages=(lost.message,)))
                     continue
                 runner.done[seq] = Outcome(failures=[failure(exc, ref.label, ref.task_id, None)])
-                pending[seq] = _Slot(ref, key, "", {}, {}, names)
+                pending[seq] = _Slot(ref, key, "", {}, set(), names)
                 flush()
                 continue
-            reused = {} if force else {n: s for n in names if (s := manifests[n].unchanged(key, fps[n])) is not None}
+            reused = set() if force else {n for n in names if manifests[n].unchanged(key, fps[n])}
             if dry_run:  # what would happen, counted: nothing runs and nothing is recorded
                 for n in names:
                     (report.unchanged if n in reused else report.written)[n] += 1

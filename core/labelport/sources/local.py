@@ -248,10 +248,7 @@ class LocalExport(Source):
         if self._isfile(first):  # the usual case, checked first: this runs for every image of every task
             return self._checked(first, path)
         candidates = [] if absolute else [self._parent_slash + path]
-        parts = path.replace("\\", "/").split("/")
-        for top in _TOPS:
-            if top in parts:
-                candidates.append(self._root_slash + os.sep.join(parts[parts.index(top):]))
+        candidates += self._from_tops(path.replace("\\", "/").split("/"))
         for candidate in candidates:
             if candidate != first and self._isfile(candidate):
                 return self._checked(candidate, path)
@@ -261,12 +258,13 @@ class LocalExport(Source):
         """The folders, in the order :meth:`find` tries them, where a file of a plain relative ``folder`` may be."""
         if not folder:
             return [self._root, self._parent]
-        parts = folder.split("/")
-        places = [self._root_slash + folder, self._parent_slash + folder]
-        for top in _TOPS:
-            if top in parts:
-                places.append(self._root_slash + "/".join(parts[parts.index(top):]))
+        places = [self._root_slash + folder, self._parent_slash + folder, *self._from_tops(folder.split("/"))]
         return list(dict.fromkeys(places))
+
+    def _from_tops(self, parts: list[str]) -> list[str]:
+        """A path's place in the export folder from its ``segmentations`` or ``images`` part on (an export
+        moved or renamed keeps them)."""
+        return [self._root_slash + os.sep.join(parts[parts.index(top):]) for top in _TOPS if top in parts]
 
     def _isfile(self, path: str) -> bool:
         """``os.path.isfile``, from one listing per folder (a task's images share a folder: one ``scandir``

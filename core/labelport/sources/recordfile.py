@@ -31,12 +31,21 @@ from .taxonomy import category_name
 __all__ = ["Head", "RecordFile", "read_json"]
 
 
+@contextlib.contextmanager
+def _deep() -> Iterator[None]:
+    """Python's json parser may follow 20,000 levels (a deeply nested record fails its own task, not the file)."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 20000))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(limit)
+
+
 def read_json(path: Path) -> Any:
     """A JSON file, parsed whole; errors name the file, the line and the column."""
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(limit, 20000))  # a deeply nested record fails its own task, not the whole file
     try:
-        with open(path, encoding="utf-8") as f:
+        with _deep(), open(path, encoding="utf-8") as f:
             return json.load(f)
     except RecursionError:
         raise SourceError("holds JSON nested more than 20000 levels deep", file=str(path)) from None
@@ -47,8 +56,6 @@ def read_json(path: Path) -> Any:
                           file=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SourceError(f"cannot read ({exc})", file=str(path)) from None
-    finally:
-        sys.setrecursionlimit(limit)
 
 
 _SKIP = frozenset(b" \t\n\r,")  # what may stand between two values of a JSON array
@@ -85,12 +92,8 @@ def _decode(raw: msgspec.Raw | bytes) -> Any:
     try:
         return msgspec.json.decode(raw)
     except (RecursionError, msgspec.DecodeError):  # deeper than msgspec follows: as json parses it
-        limit = sys.getrecursionlimit()
-        sys.setrecursionlimit(max(limit, 20000))
-        try:
+        with _deep():
             return json.loads(bytes(raw))
-        finally:
-            sys.setrecursionlimit(limit)
 
 
 class RecordFile:
