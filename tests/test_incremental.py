@@ -64,6 +64,36 @@ def test_spelling_the_source_another_way_rewrites_nothing(demo: Path, tmp_path: 
         assert labelport.export(spelling, out, "nifti").written == {"nifti": 0}, spelling
 
 
+def test_a_record_is_judged_by_its_text_then_by_its_meaning(demo: Path, tmp_path: Path, monkeypatch: Any) -> None:
+    """An unchanged record is not even parsed; a record spelled another way is parsed and, meaning the same,
+    not written again; a record whose meaning or key order (which tasks.json keeps) changed is written again."""
+    from labelport.sources.recordfile import RecordFile
+
+    parsed: list[int] = []
+    read = RecordFile.__getitem__
+    monkeypatch.setattr(RecordFile, "__getitem__", lambda self, index: parsed.append(index) or read(self, index))
+    out = tmp_path / "o"
+    assert labelport.export(demo, out, ["nifti"]).written == {"nifti": 4}
+    parsed.clear()
+    assert labelport.export(demo, out, ["nifti"]).unchanged == {"nifti": 4}
+    assert parsed == []
+    records = _tasks(demo)
+    (demo / "tasks.json").write_text(json.dumps(records, indent="\t", ensure_ascii=False))
+    report = labelport.export(demo, out, ["nifti"])
+    assert report.written == {"nifti": 0} and sorted(parsed) == [0, 1, 2, 3]
+    parsed.clear()
+    assert labelport.export(demo, out, ["nifti"]).unchanged == {"nifti": 4} and parsed == []
+    records[1] = dict(reversed(records[1].items()))
+    (demo / "tasks.json").write_text(json.dumps(records))
+    assert labelport.export(demo, out, ["nifti"]).written == {"nifti": 1}
+    assert list(_tasks(out)[1]) == [k for k in records[1] if k in _tasks(out)[1]]
+    records[2]["series"][0]["name"] = "renamed series"
+    (demo / "tasks.json").write_text(json.dumps(records))
+    report = labelport.export(demo, out, ["nifti"])
+    assert report.written == {"nifti": 1} and report.unchanged == {"nifti": 3}
+    assert [s["name"] for s in _tasks(out)[2]["series"]] == ["renamed series"]
+
+
 def test_changing_one_label_map_rewrites_exactly_that_task(demo: Path, tmp_path: Path) -> None:
     out = tmp_path / "o"
     labelport.export(demo, out, ["semantic-nifti"])

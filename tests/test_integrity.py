@@ -5,10 +5,12 @@ failed task with its name, never a lost run."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -135,6 +137,23 @@ def test_a_manifest_from_before_sqlite_is_read_once(tmp_path: Path) -> None:
     assert _all_trees(out) == _all_trees(_clean(src, tmp_path / "clean"))
 
 
+def test_a_manifest_of_the_previous_schema_keeps_what_it_knew(tmp_path: Path) -> None:
+    src = tiny_export(tmp_path / "src", ["a", "b", "c"])
+    out = tmp_path / "out"
+    assert labelport.export(src, out, ["nifti"]).ok
+    path = out / ".labelport" / "manifest.sqlite"
+    with contextlib.closing(sqlite3.connect(path)) as db:  # as labelport's schema 3 had it: no inputs
+        db.executescript("ALTER TABLE task DROP COLUMN inputs; PRAGMA user_version = 3;")
+    write_records(src, read_records(src)[1:])  # the first task leaves the source: its files are still known
+    report = labelport.export(src, out, ["nifti"])
+    assert report.ok and report.removed == {"nifti": 1} and report.removed_files == {"nifti": 1}
+    assert labelport.export(src, out, ["nifti"]).unchanged == {"nifti": 2}
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (4,)
+        assert all(inputs for (inputs,) in db.execute("SELECT inputs FROM task"))
+    assert _all_trees(out) == _all_trees(_clean(src, tmp_path / "clean"))
+
+
 @pytest.mark.parametrize("damage", [b"", b"SQLite format 3\x00" + b"\xff" * 200, b"not a database at all" * 50])
 def test_a_damaged_manifest_means_writing_everything_again(tmp_path: Path, damage: bytes) -> None:
     src = tiny_export(tmp_path / "src", ["a", "b"])
@@ -229,7 +248,7 @@ def _edit(rng: random.Random, src: Path, step: int) -> tuple[str, dict[str, Any]
     """One random edit of the source; returns its kind and the export options to use after it."""
     records = read_records(src)
     kind = rng.choice(["rename", "remove", "add", "taxonomy", "label", "options", "filter", "image", "images",
-                       "nothing"])
+                       "spelling", "nothing"])
     options: dict[str, Any] = {}
     if kind == "rename" and records:
         target = rng.choice(records)
@@ -273,6 +292,10 @@ def _edit(rng: random.Random, src: Path, step: int) -> tuple[str, dict[str, Any]
                 f.write(rng.randbytes(rng.choice([8, 16])))
     elif kind == "images":
         options = {"images": rng.choice(["reference", "copy", "link"])}
+    elif kind == "spelling":  # the same records in other JSON: keys in another order, other white space
+        shuffled = [dict(rng.sample(list(r.items()), len(r))) for r in records]
+        (src / "tasks.json").write_text(json.dumps(shuffled, indent=rng.choice([None, 2, "\t"])))
+        return kind, options
     write_records(src, records)
     return kind, options
 

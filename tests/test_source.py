@@ -273,5 +273,5 @@ def test_a_tasks_json_changed_during_an_export_is_an_error_naming_it(tmp_path: P
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert path.stat().st_size == stat.st_size and path.stat().st_ino == stat.st_ino
     with pytest.raises(SourceError, match="changed while it was being exported") as raised:
-        next(refs)
+        next(refs).record  # read when it is first used
     assert "tasks.json" in str(raised.value)

@@ -177,11 +177,11 @@ class Dataset:
 
     def _key(self, index: int) -> str:
         """Everything an item is made from (see the module docstring)."""
-        from .manifest import input_digest
+        from .manifest import input_digest, record_digest
 
         ref, series_index = self._items[index]
         labels, images = self.source.input_files(ref)
-        inputs = input_digest(ref.record, labels + (images if self.images else []), __version__)
+        inputs = input_digest(record_digest(ref.record), labels + (images if self.images else []), __version__)
         text = repr((inputs, series_index, self.target, self.images, self.resample, str(self.label_dtype),
                      repr(self.source.taxonomy)))
         return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()

@@ -2,7 +2,8 @@
 
 ``<root>/.labelport/manifest.sqlite`` (SQLite, write-ahead log) holds one row per task: the fingerprint of
 everything its output depends on (see :func:`labelport.export`), its folder, the files written for it, its
-place in tasks.json and its tasks.json entry (as text, copied as it is while the task is unchanged). A finished
+place in tasks.json, its tasks.json entry (as text, copied as it is while the task is unchanged) and its
+:class:`Inputs` (so that a record whose text did not change is not even parsed by the next export). A finished
 task is one row written, whatever the size of the project; the pipeline commits before it waits for or runs
 the next task, so an export that is interrupted (even by SIGKILL) resumes where it stopped.
 
@@ -21,53 +22,68 @@ import os
 import sqlite3
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, NamedTuple, overload
+
+import msgspec
 
 from .outdir import FOLDER
 from .paths import safe_join
+from .sources.base import Missing
 
-__all__ = ["Manifest", "fingerprint", "input_digest"]
+__all__ = ["Manifest", "fingerprint", "input_digest", "record_digest"]
+
+_AHEAD = 256  # rows read ahead (see Manifest._row)
+_FILES = msgspec.json.Decoder(list[str])
+_INPUTS = msgspec.json.Decoder(tuple[str, str, list[str], list[str]])
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS task (
     key TEXT PRIMARY KEY, pos INTEGER NOT NULL, fingerprint TEXT NOT NULL, folder TEXT NOT NULL,
-    files TEXT NOT NULL, entry TEXT NOT NULL);
+    files TEXT NOT NULL, entry TEXT NOT NULL, inputs TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS task_pos ON task (pos);
 CREATE TABLE IF NOT EXISTS stale (path TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
-_VERSION = 3  # PRAGMA user_version; manifest.json was version 2
+_VERSION = 4  # PRAGMA user_version; manifest.json was version 2; 3 had no inputs column
 
 
-def _encode(value: Any) -> bytes:
-    """Canonical JSON (keys sorted) of a record, fast; what msgspec cannot encode falls back to ``json``."""
-    import msgspec
-
+def record_digest(record: Any) -> str:
+    """A digest of a parsed record, however its JSON was spelled (white space, escapes), its keys in their order
+    (which the outputs keep). What msgspec cannot encode is encoded by ``json``."""
     try:
-        return msgspec.json.encode(value, order="sorted")
+        text = msgspec.json.encode(record)
     except (TypeError, ValueError, OverflowError, msgspec.EncodeError):
-        return json.dumps(value, sort_keys=True, default=str, allow_nan=True).encode()
+        text = json.dumps(record, default=str, allow_nan=True).encode()
+    return hashlib.blake2b(text, digest_size=16).hexdigest()
 
 
-def input_digest(record: Any, files: Iterable[str], version: str, steady: Collection[str] = (),
+def input_digest(record: str, files: Iterable[str], version: str, steady: Collection[str] = (),
                  base: str | None = None) -> str:
-    """A digest of a task's inputs: its record and, for each of its files, the size, the modification time,
-    the inode and the change time (which no tool can set back, so a file replaced by another of the same size
-    and modification time, as ``cp -p`` or a restore makes it, still counts as changed). The ``steady`` files
-    are judged without their change time: every hard link made to a file changes it. Files under ``base`` (the
-    source folder, as its files' paths spell it) are named relative to it, so that the digest does not depend
-    on how its path was typed."""
+    """A digest of a task's inputs: its record (its :func:`record_digest`) and, for each of its files, the size,
+    the modification time, the inode and the change time (which no tool can set back, so a file replaced by
+    another of the same size and modification time, as ``cp -p`` or a restore makes it, still counts as
+    changed). The ``steady`` files are judged without their change time: every hard link made to a file
+    changes it. Files under ``base`` (the source folder, as its files' paths spell it) are named relative to
+    it, so that the digest does not depend on how its path was typed. A
+    :class:`~labelport.sources.base.Missing` file counts as missing, unlooked."""
     digest = hashlib.blake2b(digest_size=16)
-    digest.update(_encode([record, version]))
-    prefix = None if base is None else os.path.join(base, "")
+    digest.update(f"{record} {version}\n".encode())
+    prefix = os.path.join(base, "") if base else "\0"  # (no path starts with NUL)
+    cut = len(prefix)
+    lines = []
     for path in files:
-        name = path[len(prefix):] if prefix is not None and path.startswith(prefix) else path
-        try:
-            stat = os.stat(path)
-            changed = 0 if path in steady else stat.st_ctime_ns
-            digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ino}\0{changed}\n".encode())
-        except OSError:
-            digest.update(f"{name}\0missing\n".encode())
+        name = path[cut:] if path.startswith(prefix) else path
+        if type(path) is not Missing:
+            try:
+                stat = os.stat(path)
+            except OSError:
+                pass
+            else:
+                changed = 0 if path in steady else stat.st_ctime_ns
+                lines.append(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ino}\0{changed}\n")
+                continue
+        lines.append(f"{name}\0missing\n")
+    digest.update("".join(lines).encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
 
 
@@ -76,6 +92,20 @@ def fingerprint(inputs: str, writer: str, options: Any, *context: Any) -> str:
     rest of the ``context`` (the task's folder, the taxonomy, the export's settings, versions)."""
     text = "\0".join(map(repr, (inputs, writer, options, *context)))
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+class Inputs(NamedTuple):
+    """What an incremental export needs of a task's record: the digest of its text (the source's
+    :attr:`~labelport.sources.base.TaskRef.digest`), its :func:`record_digest` and the paths of the files it
+    names (:meth:`~labelport.sources.base.Source.input_paths`)."""
+
+    text: str
+    record: str
+    paths: tuple[list[str], list[str]]
+
+
+def _inputs_text(inputs: Inputs) -> str:
+    return json.dumps([inputs.text, inputs.record, *inputs.paths])
 
 
 class EntryTexts(Sequence[str]):
@@ -118,10 +148,13 @@ class Manifest:
 
     def __init__(self, root: str, readonly: bool = False) -> None:
         self.root = root
+        self._root_slash = os.path.join(root, "")
         self.folder = os.path.join(root, FOLDER)
         self.path = os.path.join(self.folder, "manifest.sqlite")
         #: files removed this run
         self.removed = 0
+        self._ahead: dict[str, tuple[str, str, str]] = {}  # see _row
+        self._next = 0
         self._db = self._open(readonly)
         meta = dict(self._db.execute("SELECT name, value FROM meta"))
         #: the writer whose output the root holds (from the last export into it)
@@ -181,7 +214,11 @@ class Manifest:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # a commit survives the process; power loss may undo the last
-            if db.execute("PRAGMA user_version").fetchone()[0] != _VERSION:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version == 3:
+                db.executescript(f"ALTER TABLE task ADD COLUMN inputs TEXT NOT NULL DEFAULT '';"
+                                 f"PRAGMA user_version = {_VERSION};")
+            elif version != _VERSION:
                 db.executescript("DROP TABLE IF EXISTS task; DROP TABLE IF EXISTS stale; DROP TABLE IF EXISTS meta;")
                 db.execute(f"PRAGMA user_version = {_VERSION}")
             db.executescript(_SCHEMA)
@@ -229,7 +266,7 @@ class Manifest:
                 rows.append((key, len(rows), state["fingerprint"], str(state.get("folder") or ""),
                              json.dumps([f for f in state.get("files", []) if isinstance(f, str)]), state["json"]))
         db.execute("BEGIN")
-        db.executemany("INSERT OR REPLACE INTO task VALUES (?, ?, ?, ?, ?, ?)", rows)
+        db.executemany("INSERT OR REPLACE INTO task VALUES (?, ?, ?, ?, ?, ?, '')", rows)
         db.executemany("INSERT OR IGNORE INTO stale VALUES (?)", [(p,) for p in stale])
         db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta.items())
 
@@ -250,11 +287,37 @@ class Manifest:
         """The tasks.json entries, in order, as text."""
         return EntryTexts(self._db)
 
+    def _row(self, task_id: str) -> tuple[str, str, str] | None:
+        """A task's fingerprint, files and inputs. Tasks mostly come in their tasks.json order: a task that is
+        next in that order brings the rows of the tasks after it too, in one query."""
+        row = self._ahead.get(task_id)
+        if row is None:
+            found = self._db.execute("SELECT pos, fingerprint, files, inputs FROM task WHERE key = ?",
+                                     (task_id,)).fetchone()
+            if found is None:
+                return None
+            row = found[1:]
+            if self._next <= found[0] < self._next + _AHEAD:  # the next task in order (give or take gaps)
+                rows = self._db.execute("SELECT pos, key, fingerprint, files, inputs FROM task WHERE pos >= ? "
+                                        f"ORDER BY pos LIMIT {_AHEAD}", (found[0],)).fetchall()
+                self._ahead = {key: (fp, files, inputs) for _, key, fp, files, inputs in rows}
+                self._next = rows[-1][0] + 1
+        return row  # type: ignore[no-any-return]
+
+    def inputs(self, task_id: str) -> Inputs | None:
+        """What a task's record said when the task was written (see :meth:`record`), or None."""
+        row = self._row(task_id)
+        try:
+            text, record, labels, images = _INPUTS.decode(row[2])  # type: ignore[index]
+        except (TypeError, msgspec.DecodeError, msgspec.ValidationError):  # none (or not as labelport wrote it)
+            return None
+        return Inputs(text, record, (labels, images))
+
     def unchanged(self, task_id: str, fp: str) -> bool:
         """Whether ``task_id`` was written from the same inputs and all its files are still there (its entry
         text is not read)."""
-        row = self._db.execute("SELECT fingerprint, files FROM task WHERE key = ?", (task_id,)).fetchone()
-        return row is not None and row[0] == fp and self.present(json.loads(row[1]))
+        row = self._row(task_id)
+        return row is not None and row[0] == fp and self.present(_FILES.decode(row[1]))
 
     def held(self) -> set[str]:
         """Every file a task holds."""
@@ -263,7 +326,7 @@ class Manifest:
     def present(self, files: Iterable[str]) -> bool:
         """Whether all these files (relative to the root) are on disk (one ``stat`` each: nothing is listed,
         so memory does not grow with the project)."""
-        root = os.path.join(self.root, "")
+        root = self._root_slash
         return all(os.path.isfile(root + f) for f in files)
 
     # -- changing -----------------------------------------------------------------------------------------
@@ -288,22 +351,33 @@ class Manifest:
             self.writer = name
             self._set("writer", name)
 
-    def record(self, task_id: str, fp: str, files: list[str], entry_json: str, folder: str = "") -> None:
-        """Note a written task; files its previous version had that this one does not become stale."""
+    def record(self, task_id: str, fp: str, files: list[str], entry_json: str, folder: str = "",
+               inputs: Inputs | None = None) -> None:
+        """Note a written task; files its previous version had that this one does not become stale. The next
+        export takes the task's ``inputs`` from here while its record's text is the same."""
         self._entries_changed()
+        self._ahead.pop(task_id, None)
         old = self._db.execute("SELECT files, pos FROM task WHERE key = ?", (task_id,)).fetchone()
         if old is None:  # a new task comes last
             pos = self._db.execute("SELECT coalesce(max(pos) + 1, 0) FROM task").fetchone()[0]  # by the index
         else:
             pos = old[1]
             self._stale(set(json.loads(old[0])) - set(files))
-        self._db.execute("INSERT OR REPLACE INTO task VALUES (?, ?, ?, ?, ?, ?)",
-                         (task_id, pos, fp, folder, json.dumps(files), entry_json))
+        self._db.execute("INSERT OR REPLACE INTO task VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (task_id, pos, fp, folder, json.dumps(files), entry_json,
+                          _inputs_text(inputs) if inputs else ""))
+
+    def note_inputs(self, task_id: str, inputs: Inputs) -> None:
+        """Note the inputs of a task whose output stands (its record reads otherwise, and means the same)."""
+        self._begin()
+        self._ahead.pop(task_id, None)
+        self._db.execute("UPDATE task SET inputs = ? WHERE key = ?", (_inputs_text(inputs), task_id))
 
     def forget(self, task_id: str) -> None:
         """Drop a task's record; its files become stale (the task left the source, or failed)."""
         row = self._db.execute("SELECT files FROM task WHERE key = ?", (task_id,)).fetchone()
         if row is not None:
+            self._ahead.pop(task_id, None)
             self._entries_changed()
             self._stale(json.loads(row[0]))
             self._db.execute("DELETE FROM task WHERE key = ?", (task_id,))

@@ -35,7 +35,7 @@ from ._version import __version__
 from .context import ProjectContext
 from .errors import LabelportError, OptionError, PluginError, UnknownWriterError
 from .imageitems import IMAGES_MODES, ImagesMode
-from .manifest import Manifest, fingerprint, input_digest
+from .manifest import Inputs, Manifest, fingerprint, input_digest, record_digest
 from .outdir import OutputLock, check_output, clear_scratch
 from .paths import UniqueNames, safe_name
 from .plugins import Registry, WriterInfo
@@ -119,6 +119,8 @@ class _Slot:
     fingerprints: dict[str, str]
     reused: set[str]  # the writers whose earlier output of the task stands
     todo: list[str]
+    inputs: Inputs | None = None  # see Manifest.record
+    parsed: bool = False  # whether the inputs were worked out from the record (not taken from the manifest)
 
 
 def _resolve_writers(registry: Registry, names: Sequence[str], options: Mapping[str, Mapping[str, Any]]) -> Chosen:
@@ -495,6 +497,9 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
     # reference mode: items are paths from each writer root to the source, so where the roots are counts
     where = {n: os.path.abspath(r) if settings.images == "reference" else "" for n, r in roots.items()}
     base = str(src.root) if isinstance(src, LocalExport) else None  # however SOURCE was spelled
+    # what each writer's fingerprints depend on besides the task (the same for every task)
+    context = {info.name: repr((opts, taxonomy, settings, where[info.name], versions[info.name]))
+               for info, opts in chosen}
     if src.uses_threads and not dry_run:
         runner.start()  # fork and running threads do not mix
     pending: dict[int, _Slot] = {}
@@ -516,11 +521,16 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
                 _key(seen, ref.task_id, ref.index), ref.name, ref.task_id or f"record-{ref.index + 1}")
             try:
                 folder = folders.take(key, name, fallback)
-                labels, images = src.input_files(ref)
-                inputs = input_digest(ref.record, labels + images, __version__,
+                # the paths a record names depend on its text alone: an unchanged record is not even parsed
+                known = manifests[names[0]].inputs(key) if ref.digest else None
+                parsed = known is None or known.text != ref.digest
+                if parsed:
+                    paths = src.input_paths(ref)  # (checks the record first)
+                    known = Inputs(ref.digest or "", record_digest(ref.record), paths)
+                labels, images = src.input_files(ref, known.paths)
+                inputs = input_digest(known.record, labels + images, __version__,
                                       steady=set(images) if settings.images == "link" else (), base=base)
-                fps = {info.name: fingerprint(inputs, info.name, opts, folder, taxonomy, settings, where[info.name],
-                                              versions[info.name]) for info, opts in chosen}
+                fps = {n: fingerprint(inputs, n, context[n], folder) for n in names}
             except Exception as exc:  # a record too malformed to even look at: this task fails, by name
                 if dry_run:
                     report.failures.append(lost := failure(exc, ref.label, ref.task_id, None))
@@ -541,7 +551,8 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
                 notify(flushed, total, TaskDone(ref.label, ref.task_id, tuple(n for n in names if n not in reused),
                                                 tuple(n for n in names if n in reused)))
                 continue
-            pending[seq] = slot = _Slot(ref, key, folder, fps, reused, [n for n in names if n not in reused])
+            pending[seq] = slot = _Slot(ref, key, folder, fps, reused, [n for n in names if n not in reused],
+                                        known if ref.digest else None, parsed)
             if slot.todo:
                 _commit(manifests)  # what finished survives whatever happens while this task runs
                 runner.submit(seq, ref, folder, slot.todo)
@@ -600,9 +611,11 @@ def _finish(slot: _Slot, outcome: Outcome | None, names: list[str], manifests: M
     for name in names:
         if name in slot.reused:
             report.unchanged[name] += 1
+            if slot.parsed and slot.inputs:  # the record reads otherwise and means the same
+                manifests[name].note_inputs(slot.key, slot.inputs)
         elif name in outcome.results:
             text, files = outcome.results[name]
-            manifests[name].record(slot.key, slot.fingerprints[name], files, text, slot.folder)
+            manifests[name].record(slot.key, slot.fingerprints[name], files, text, slot.folder, slot.inputs)
             report.written[name] += 1
             written.append(name)
         else:

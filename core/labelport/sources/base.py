@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import OptionError, did_you_mean
 from ..model import Task, Taxonomy
 
-__all__ = ["Source", "TaskFilter", "TaskRef"]
+__all__ = ["Missing", "Source", "TaskFilter", "TaskRef"]
 
 
 @dataclass(frozen=True)
@@ -34,18 +34,37 @@ class TaskFilter:
         return not (self.stage is not None and stage != self.stage)
 
 
-@dataclass(frozen=True)
-class TaskRef:
-    """A task before it is opened: its position in the source, id, name and raw record."""
+class Missing(str):
+    """The path of a file that a task names and that is not there."""
 
-    index: int
-    task_id: str
-    name: str
-    record: Any = field(repr=False)
+
+class TaskRef:
+    """A task before it is opened: its position in the source, id, name and raw record. ``digest`` tells the
+    record's text from any other (None when the source has no text of it); a source may give the record as a
+    function that reads it, called when the record is first used."""
+
+    __slots__ = ("_load", "_record", "digest", "index", "name", "task_id")
+
+    def __init__(self, index: int, task_id: str, name: str, record: Any = None, digest: str | None = None,
+                 load: Callable[[], Any] | None = None) -> None:
+        self.index, self.task_id, self.name, self.digest = index, task_id, name, digest
+        self._record, self._load = record, load
+
+    @property
+    def record(self) -> Any:
+        if self._load is not None:
+            self._record, self._load = self._load(), None
+        return self._record
 
     @property
     def label(self) -> str:
         return self.name or self.task_id or f"#{self.index + 1}"
+
+    def __reduce__(self) -> tuple[Any, ...]:  # the record travels with the reference (to worker processes)
+        return TaskRef, (self.index, self.task_id, self.name, self.record, self.digest)
+
+    def __repr__(self) -> str:
+        return f"TaskRef(index={self.index!r}, task_id={self.task_id!r}, name={self.name!r})"
 
 
 class Source(ABC):
@@ -85,8 +104,16 @@ class Source(ABC):
             raise OptionError(f"no task is in stage {stage!r}{did_you_mean(stage, known)} "
                               f"(the stages: {', '.join(sorted(known)) or 'none'})")
 
-    def input_files(self, ref: TaskRef) -> tuple[list[str], list[str]]:
-        """The files a task's output depends on, for incremental export: its label maps and its images."""
+    def input_paths(self, ref: TaskRef) -> tuple[list[str], list[str]]:
+        """The files a task's record names, as it names them: its label maps and its images (for incremental
+        export; they depend on the record alone)."""
+        return [], []
+
+    def input_files(self, ref: TaskRef, paths: tuple[list[str], list[str]] | None = None) -> \
+            tuple[list[str], list[str]]:
+        """The files a task's output depends on, for incremental export: its label maps and its images, found
+        from ``paths`` (its :meth:`input_paths`, worked out when not given); one that is not there is a
+        :class:`Missing`."""
         return [], []
 
     def all_task_ids(self) -> set[str] | None:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import datetime
 import os
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from ..errors import SourceError
 from ..model import LabelVolume, Task, Taxonomy
-from .base import Source, TaskFilter, TaskRef
+from .base import Missing, Source, TaskFilter, TaskRef
 from .recordfile import Head, RecordFile, read_json
 from .records import task_from_record
 from .schema import check_record
@@ -75,7 +76,8 @@ class LocalExport(Source):
         self._real_root = os.path.realpath(self.root)
         self._folders: dict[str, bool] = {}  # folder -> whether it resolves inside the export folder
         self._files: dict[str, dict[str, bool]] = {}  # folder -> its files (see _listing)
-        self._places: dict[str, list[str]] = {}  # a tasks.json folder -> where its files may be (see find)
+        # a tasks.json folder -> where its files are (see _index), and the folders not listed yet
+        self._places: dict[str, tuple[dict[str, str], list[str]]] = {}
         self.allow_outside_paths = allow_outside_paths
         self.filter = task_filter or TaskFilter()
         self.warnings = []
@@ -116,7 +118,8 @@ class LocalExport(Source):
         self._seen_ids = {str(h.task_id) for h in self._heads if h.is_object}
         for index, head in enumerate(self._heads):
             if self._selected(head):  # each record is parsed here, when its task comes
-                yield TaskRef(index, str(head.task_id or ""), str(head.name or ""), self._records[index])
+                yield TaskRef(index, str(head.task_id or ""), str(head.name or ""),
+                              digest=self._records.digest(index), load=partial(self._records.__getitem__, index))
 
     def list_tasks(self, search: str | None = None, *, stage: str | None = None, name: str | None = None,
                    exact_match: bool = False, task_id: str | None = None,
@@ -205,18 +208,22 @@ class LocalExport(Source):
     def all_task_ids(self) -> set[str]:
         return set(self._seen_ids)
 
-    def input_files(self, ref: TaskRef) -> tuple[list[str], list[str]]:
+    def input_paths(self, ref: TaskRef) -> tuple[list[str], list[str]]:
         check_record(ref.record)
-        files: tuple[list[str], list[str]] = ([], [])
+        paths: tuple[list[str], list[str]] = ([], [])
         for series in ref.record.get("series") or [] if isinstance(ref.record, dict) else []:
             if not isinstance(series, dict):
                 continue
-            for key, into in (("segmentations", files[0]), ("items", files[1])):
+            for key, into in (("segmentations", paths[0]), ("items", paths[1])):
                 value = series.get(key) or []
-                for path in [value] if isinstance(value, str) else value:
-                    found = self.find(path) if isinstance(path, str) else None
-                    into.append(found or str(path))
-        return files
+                into += (p for p in ([value] if isinstance(value, str) else value) if isinstance(p, str))
+        return paths
+
+    def input_files(self, ref: TaskRef, paths: tuple[list[str], list[str]] | None = None) -> \
+            tuple[list[str], list[str]]:
+        labels, images = paths or self.input_paths(ref)
+        find = self.find
+        return [find(p) or Missing(p) for p in labels], [find(p) or Missing(p) for p in images]
 
     def missing_task_ids(self) -> list[str]:
         return sorted(self.filter.task_ids - self._seen_ids)
@@ -231,14 +238,17 @@ class LocalExport(Source):
         a symbolic link) is refused before anything is read, and the error does not say whether it exists."""
         folder, _, name = path.rpartition("/")
         if not (path.startswith("/") or ".." in path or "\\" in path or name in _TOPS):
-            # the usual path, relative and plain: where its folder's files may be is worked out once per folder
-            places = self._places.get(folder)
-            if places is None:
-                places = _remember(self._places, folder, self._folder_places(folder))
-            for place in places:
-                if name in self._listing(place):
-                    return self._checked(place + os.sep + name, path)
-            return None
+            # the usual path, relative and plain: its folder's files are looked up once, for all its paths
+            entry = self._places.get(folder)
+            if entry is None:
+                entry = _remember(self._places, folder, ({}, self._folder_places(folder)))
+            index, left = entry
+            while left and name not in index:  # the next folder is listed only for a name not found yet
+                self._index(index, left.pop(0))
+            found = index.get(name)
+            if found == "":
+                raise self._outside(path)
+            return found
         absolute = os.path.isabs(path)
         if absolute or (".." in path and ".." in path.replace("\\", "/").split("/")):
             candidates = [path] if absolute else [os.path.join(self._root, path), os.path.join(self._parent, path)]
@@ -260,6 +270,17 @@ class LocalExport(Source):
             return [self._root, self._parent]
         places = [self._root_slash + folder, self._parent_slash + folder, *self._from_tops(folder.split("/"))]
         return list(dict.fromkeys(places))
+
+    def _index(self, index: dict[str, str], place: str) -> None:
+        """Add the files of ``place`` that ``index`` does not have yet: for each name, its path, or "" when that
+        path leads outside the export folder."""
+        listing = self._listing(place)
+        inside = not listing or self.allow_outside_paths or self._inside(place)
+        for name, link in listing.items():
+            if name not in index:
+                found = place + os.sep + name
+                index[name] = found if self.allow_outside_paths or \
+                    (inside and (not link or self._within(found))) else ""
 
     def _from_tops(self, parts: list[str]) -> list[str]:
         """A path's place in the export folder from its ``segmentations`` or ``images`` part on (an export

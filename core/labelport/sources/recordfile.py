@@ -1,11 +1,11 @@
 """The task records of a tasks.json file, each parsed when its task comes.
 
 A parsed record takes about twice the memory of its text, and an export needs each one only once. So the file
-is split once (msgspec ``Raw``) and for each record only its place in the file is kept, with the few fields
-that listing, filtering and naming tasks read (:class:`Head`); the segmentMap categories that derive the
-taxonomy are collected in the same pass. Records are read back from the file when their task comes, and
-checked against a checksum of what was split: a file changed meanwhile is an error naming it, never another
-record.
+is split once (msgspec ``Raw``) and for each record only its place in the file and a digest of its text are
+kept, with the few fields that listing, filtering and naming tasks read (:class:`Head`); the segmentMap
+categories that derive the taxonomy are collected from the same file. Records are read back from the file when
+their task comes, and checked against their digest: a file changed meanwhile is an error naming it, never
+another record. An incremental export judges a task's record by its digest, without parsing it.
 A file that msgspec cannot split (a syntax error, nesting deeper than it follows, NaN) is parsed whole
 instead, which gives the detailed error or the same records.
 """
@@ -102,7 +102,8 @@ class RecordFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._split = False  # whether records are read back from the file (else parsed whole, in _parsed)
-        self._spans = array("q")  # (offset, length, checksum) of each record's text in the file
+        self._spans = array("q")  # (offset, length) of each record's text in the file
+        self._digests = bytearray()  # the digest of each record's text (_SIZE bytes each)
         self._parsed: list[Any] = []  # the records, when the file had to be parsed whole
         categories: dict[str, None] = {}
         self.heads: list[Head] = []
@@ -117,33 +118,40 @@ class RecordFile:
             self._parsed = records
             self.heads = [self._head(record, categories) for record in records]
         else:
-            view, at = memoryview(data), data.index(b"[") + 1
-            for raw in raws:  # each value follows the last, after JSON whitespace and a comma
+            try:  # every record as expected: the fields of all of them in one typed pass
+                fields: list[Any] = msgspec.json.decode(data, type=list[_Fields])
+            except (RecursionError, msgspec.DecodeError, msgspec.ValidationError):
+                fields = raws  # each record on its own (see _head)
+            at = data.index(b"[") + 1
+            for raw, head in zip(raws, fields):  # each value follows the last, after JSON whitespace and a comma
                 while data[at] in _SKIP:
                     at += 1
                 length = len(raw)
-                if view[at:at + length] != memoryview(raw):
+                if not data.startswith(raw, at):
                     raise SourceError("could not locate a record of the array", file=str(path))
-                self._spans.extend((at, length, _checksum(raw)))
-                self.heads.append(self._head(raw, categories))
+                self._spans.extend((at, length))
+                self._digests += _digest(raw)
+                self.heads.append(self._head(head, categories))
                 at += length
-            del view
             self._split = True
         #: distinct segmentMap categories, in order of first appearance
         self.categories = list(categories)
 
     def _head(self, raw: Any, categories: dict[str, None]) -> Head:
+        """The head of a record: from its typed fields, its text or (when it is not shaped as expected) the
+        parsed record."""
+        fields = raw
         if isinstance(raw, msgspec.Raw):
             try:
                 fields = msgspec.json.decode(raw, type=_Fields)
             except (RecursionError, msgspec.DecodeError, msgspec.ValidationError):
                 raw = _decode(raw)  # not an object, or not shaped as expected: parsed in full
-            else:
-                for series in fields.series or []:
-                    for entry in (series.segmentMap or {}).values():
-                        with contextlib.suppress(ValueError):  # reported when the task is opened
-                            categories.setdefault(category_name(entry.category), None)
-                return Head(True, fields.taskId, fields.name, fields.currentStageName, fields.updatedAt)
+        if isinstance(fields, _Fields):
+            for series in fields.series or []:
+                for entry in (series.segmentMap or {}).values():
+                    with contextlib.suppress(ValueError):  # reported when the task is opened
+                        categories.setdefault(category_name(entry.category), None)
+            return Head(True, fields.taskId, fields.name, fields.currentStageName, fields.updatedAt)
         if not isinstance(raw, dict):
             return Head(False)
         categories.update(dict.fromkeys(record_categories(raw)))
@@ -152,11 +160,15 @@ class RecordFile:
     def __len__(self) -> int:
         return len(self.heads)
 
+    def digest(self, index: int) -> str | None:
+        """The digest of record ``index``'s text (None when the file was parsed whole)."""
+        return self._digests[_SIZE * index:_SIZE * index + _SIZE].hex() if self._split else None
+
     def __getitem__(self, index: int) -> Any:
         """Record ``index``, parsed now (a fresh object each time)."""
         if not self._split:
             return self._parsed[index]
-        offset, length, checksum = self._spans[3 * index:3 * index + 3]
+        offset, length = self._spans[2 * index:2 * index + 2]
         try:
             fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
             try:
@@ -169,7 +181,7 @@ class RecordFile:
                 os.close(fd)
         except OSError:
             text = b""
-        if _checksum(text) != checksum:
+        if _digest(text) != self._digests[_SIZE * index:_SIZE * index + _SIZE]:
             raise SourceError("changed while it was being exported (export again)", file=str(self.path))
         return _decode(text)
 
@@ -177,5 +189,9 @@ class RecordFile:
         return (self[index] for index in range(len(self)))
 
 
-def _checksum(text: msgspec.Raw | bytes) -> int:
-    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little", signed=True)
+_SIZE = 16
+
+
+def _digest(text: msgspec.Raw | bytes) -> bytes:
+    """What tells a record's text from another's (SHA-1, which processors compute fastest, cut to 128 bits)."""
+    return hashlib.sha1(text, usedforsecurity=False).digest()[:_SIZE]
