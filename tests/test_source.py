@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import random
 import os
 import shutil
 import struct
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -248,6 +250,60 @@ def test_records_are_read_the_same_split_or_parsed_whole(tmp_path: Path, whole: 
     assert got.categories == categories == ["Liver", "Organ/Kidney", "Tumor"]
 
 
+def _random_value(rng: random.Random, depth: int = 0) -> Any:
+    """JSON that tempts a splitter: objects in lists, strings with braces, commas, quotes and escapes."""
+    kinds = ["object", "list", "text", "number", "null"] if depth < 4 else ["text", "number", "null"]
+    kind = rng.choice(kinds)
+    if kind == "object":
+        return {rng.choice(["a", "}", "b,", '"q"', "é"]) + str(n): _random_value(rng, depth + 1)
+                for n in range(rng.randrange(4))}
+    if kind == "list":
+        return [_random_value(rng, depth + 1) for _ in range(rng.randrange(4))]
+    if kind == "text":
+        return "".join(rng.choice(["}", "},", "}, {", '"', "\\", "\n", "é", "x", " ", "]"]) for _ in range(6))
+    return rng.choice([0, -1.5, 1e300, None])
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_tasks_json_is_split_a_block_at_a_time_as_json_reads_it(tmp_path: Path, monkeypatch: Any,
+                                                                 seed: int) -> None:
+    """However the records are spelled and wherever the blocks end, the records, their heads and where they are
+    found are what json.load gives; the file is never parsed whole for it."""
+    from labelport.sources import recordfile
+
+    rng = random.Random(seed)
+    records = [*HOSTILE_RECORDS]
+    for n in range(30):
+        record = {"taskId": f"t{n}", "series": [{"segmentMap": {"1": {"category": "Liver"}}, "x": _random_value(rng)},
+                                                 {"y": _random_value(rng)}]}
+        records.insert(rng.randrange(len(records) + 1), dict(rng.sample(list(record.items()), len(record))))
+    path = tmp_path / "tasks.json"
+    path.write_text(" \n" + json.dumps(records, indent=rng.choice([None, 1, "\t"]), ensure_ascii=rng.random() < 0.5)
+                    + "\n", encoding="utf-8")
+    monkeypatch.setattr(recordfile, "_BLOCK", rng.choice([1, 5, 64, 333]))
+    monkeypatch.setattr(recordfile, "read_json", None)  # parsing the file whole fails the test
+    got = recordfile.RecordFile(path)
+    expected = json.loads(path.read_text(encoding="utf-8"))
+    assert [json.dumps(r) for r in got] == [json.dumps(r) for r in expected]
+    assert [h.task_id for h in got.heads] == [r.get("taskId") if isinstance(r, dict) else None for r in expected]
+    assert got.categories == ["Liver", "Organ/Kidney", "Tumor"]
+
+
+@pytest.mark.parametrize("text", ['[{"a": 1}, ]', '[{"a": 1},, {"b": 2}]', '[, {"a": 1}]', '[{"a": 1}, {"b": 2}',
+                                  '{"a": 1}, {"b": 2}]', '[{"a": 1} {"b": 2}]'])
+@pytest.mark.parametrize("block", [1, 3, 1 << 23])
+def test_a_tasks_json_that_is_not_an_array_is_an_error_however_it_is_split(tmp_path: Path, monkeypatch: Any,
+                                                                          text: str, block: int) -> None:
+    from labelport.sources import recordfile
+
+    monkeypatch.setattr(recordfile, "_BLOCK", block)
+    path = tmp_path / "tasks.json"
+    path.write_text(text)
+    with pytest.raises(SourceError, match="malformed JSON|expected a JSON array") as raised:
+        recordfile.RecordFile(path)
+    assert "tasks.json" in str(raised.value)
+
+
 def test_a_source_lists_and_filters_from_the_record_heads(tmp_path: Path) -> None:
     (tmp_path / "tasks.json").write_text(json.dumps(HOSTILE_RECORDS))
     source = LocalExport(tmp_path)
@@ -273,5 +329,5 @@ def test_a_tasks_json_changed_during_an_export_is_an_error_naming_it(tmp_path: P
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert path.stat().st_size == stat.st_size and path.stat().st_ino == stat.st_ino
     with pytest.raises(SourceError, match="changed while it was being exported") as raised:
-        next(refs).record  # read when it is first used
+        print(next(refs).record)  # read when it is first used
     assert "tasks.json" in str(raised.value)

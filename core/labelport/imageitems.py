@@ -43,6 +43,14 @@ def place_images(task: Task, entry: Mapping[str, Any], ctx: WriterContext, mode:
     records = entry.get("series")
     if not isinstance(records, list) or (mode == "reference" and not local):
         return
+    root = os.path.abspath(ctx.root)
+    relative: dict[str, str] = {}  # a folder of image files -> its path from the root, worked out once
+
+    def reference(file: str) -> str:
+        where, _, name = os.path.abspath(file).rpartition(os.sep)
+        if where not in relative:
+            relative[where] = os.path.relpath(where or os.sep, root).replace(os.sep, "/") + "/"
+        return (relative[where] + name).removeprefix("./")
     for series, record in zip(task.series, records):
         original = series.record.get("items")
         if not isinstance(record, dict) or not original or record.get("items") != original:
@@ -56,7 +64,7 @@ def place_images(task: Task, entry: Mapping[str, Any], ctx: WriterContext, mode:
                 placed.append(item)
                 missing += 1
             elif mode == "reference":
-                placed.append(os.path.relpath(os.path.abspath(file), os.path.abspath(ctx.root)).replace(os.sep, "/"))
+                placed.append(reference(file))
             else:
                 relpath = f"{folder}/{_unique(_file_name(item, file), names)}"
                 with ctx.create(relpath) as tmp:

@@ -524,7 +524,7 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
                 # the paths a record names depend on its text alone: an unchanged record is not even parsed
                 known = manifests[names[0]].inputs(key) if ref.digest else None
                 parsed = known is None or known.text != ref.digest
-                if parsed:
+                if known is None or parsed:
                     paths = src.input_paths(ref)  # (checks the record first)
                     known = Inputs(ref.digest or "", record_digest(ref.record), paths)
                 labels, images = src.input_files(ref, known.paths)

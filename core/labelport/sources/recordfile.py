@@ -1,8 +1,8 @@
 """The task records of a tasks.json file, each parsed when its task comes.
 
 A parsed record takes about twice the memory of its text, and an export needs each one only once. So the file
-is split once (msgspec ``Raw``) and for each record only its place in the file and a digest of its text are
-kept, with the few fields that listing, filtering and naming tasks read (:class:`Head`); the segmentMap
+is split once, a block at a time (msgspec ``Raw``; see :meth:`RecordFile._split_file`), and for each record only
+its place in the file and a digest of its text are kept, with the few fields that listing, filtering and naming tasks read (:class:`Head`); the segmentMap
 categories that derive the taxonomy are collected from the same file. Records are read back from the file when
 their task comes, and checked against their digest: a file changed meanwhile is an error naming it, never
 another record. An incremental export judges a task's record by its digest, without parsing it.
@@ -16,11 +16,12 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import sys
 from array import array
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 import msgspec
 
@@ -59,6 +60,14 @@ def read_json(path: Path) -> Any:
 
 
 _SKIP = frozenset(b" \t\n\r,")  # what may stand between two values of a JSON array
+_WHITE = b" \t\n\r"
+_SKIP_WHITE = frozenset(_WHITE)
+_BOUNDARY = re.compile(rb"\}[ \t\n\r]*,[ \t\n\r]*\{")  # where one object may end and the next begin
+_BLOCK = 1 << 20  # tasks.json is split this many bytes at a time
+
+
+class _NotSplit(Exception):
+    """The file is not an array that splits as expected (it is parsed whole instead)."""
 
 
 class Head(NamedTuple):
@@ -108,9 +117,10 @@ class RecordFile:
         categories: dict[str, None] = {}
         self.heads: list[Head] = []
         try:
-            data = path.read_bytes()
-            raws = msgspec.json.decode(data, type=list[msgspec.Raw])
-        except (OSError, RecursionError, msgspec.DecodeError, msgspec.ValidationError):
+            with open(path, "rb") as f:
+                self._split_file(f, categories)
+        except (OSError, RecursionError, msgspec.DecodeError, msgspec.ValidationError, _NotSplit):
+            self._spans, self._digests, self.heads, categories = array("q"), bytearray(), [], {}
             records = read_json(path)  # the error names the line and column, or the records parse this way
             if not isinstance(records, list):
                 raise SourceError(f"expected a JSON array of tasks, found a {type(records).__name__}",
@@ -118,24 +128,71 @@ class RecordFile:
             self._parsed = records
             self.heads = [self._head(record, categories) for record in records]
         else:
-            try:  # every record as expected: the fields of all of them in one typed pass
-                fields: list[Any] = msgspec.json.decode(data, type=list[_Fields])
-            except (RecursionError, msgspec.DecodeError, msgspec.ValidationError):
-                fields = raws  # each record on its own (see _head)
-            at = data.index(b"[") + 1
-            for raw, head in zip(raws, fields):  # each value follows the last, after JSON whitespace and a comma
-                while data[at] in _SKIP:
-                    at += 1
-                length = len(raw)
-                if not data.startswith(raw, at):
-                    raise SourceError("could not locate a record of the array", file=str(path))
-                self._spans.extend((at, length))
-                self._digests += _digest(raw)
-                self.heads.append(self._head(head, categories))
-                at += length
             self._split = True
         #: distinct segmentMap categories, in order of first appearance
         self.categories = list(categories)
+
+    def _split_file(self, f: BinaryIO, categories: dict[str, None]) -> None:
+        """Split the array a block at a time: each piece that is cut off ends after a record (a ``}`` followed by
+        a comma, where the piece up to it parses as an array), so only a block of the file is in memory."""
+        buf = f.read(_BLOCK)
+        start = buf.lstrip(_WHITE)
+        if not start.startswith(b"["):
+            raise _NotSplit
+        base, pos = 0, len(buf) - len(start) + 1  # buf's place in the file; where its unsplit text begins
+        after_comma = False
+        while True:
+            more = f.read(_BLOCK)
+            if not more:  # the rest: the last records and the closing bracket
+                piece = b"[" + buf[pos:]
+                raws = msgspec.json.decode(piece, type=list[msgspec.Raw])
+                if after_comma and not raws:
+                    raise _NotSplit  # a comma before the bracket
+                self._take(buf, base, pos, piece, raws, categories)
+                return
+            tried = max(len(buf) - pos - 64, 0)  # the text before this was looked at for a place to cut
+            buf, base, pos = buf[pos:] + more, base + pos, 0
+            cut = self._cut(buf, tried)
+            if cut is None:
+                continue  # no record ends in what was read yet
+            end, piece, raws = cut
+            self._take(buf, base, pos, piece, raws, categories)
+            pos = end
+            while buf[pos] in _SKIP_WHITE:
+                pos += 1
+            pos += 1  # the comma
+            after_comma = True
+
+    @staticmethod
+    def _cut(buf: bytes, tried: int) -> tuple[int, bytes, list[msgspec.Raw]] | None:
+        """Where to cut ``buf`` after the last record that ends in it, the piece up to there as an array, and its
+        records; None when none of the last few places after ``tried`` where an object ends and another begins
+        (``}, {``) ends a record: one that ends an object inside a record (of a list of objects) leaves a piece
+        that does not parse."""
+        for match in reversed(list(_BOUNDARY.finditer(buf, tried))[-8:]):
+            piece = b"[" + buf[:match.start() + 1] + b"]"
+            with contextlib.suppress(RecursionError, msgspec.DecodeError):
+                return match.start() + 1, piece, msgspec.json.decode(piece, type=list[msgspec.Raw])
+        return None
+
+    def _take(self, buf: bytes, base: int, at: int, piece: bytes, raws: list[msgspec.Raw],
+              categories: dict[str, None]) -> None:
+        """Note the records ``raws`` of the array ``piece``, which ``buf`` (at ``base`` in the file) holds from
+        ``at`` on."""
+        try:  # every record as expected: the fields of all of them in one typed pass
+            fields: list[Any] = msgspec.json.decode(piece, type=list[_Fields])
+        except (RecursionError, msgspec.DecodeError, msgspec.ValidationError):
+            fields = raws  # each record on its own (see _head)
+        for raw, head in zip(raws, fields):  # each value follows the last, after JSON whitespace and a comma
+            while buf[at] in _SKIP:
+                at += 1
+            length = len(raw)
+            if not buf.startswith(raw, at):
+                raise SourceError("could not locate a record of the array", file=str(self.path))
+            self._spans.extend((base + at, length))
+            self._digests += _digest(raw)
+            self.heads.append(self._head(head, categories))
+            at += length
 
     def _head(self, raw: Any, categories: dict[str, None]) -> Head:
         """The head of a record: from its typed fields, its text or (when it is not shaped as expected) the
@@ -151,7 +208,9 @@ class RecordFile:
                 for entry in (series.segmentMap or {}).values():
                     with contextlib.suppress(ValueError):  # reported when the task is opened
                         categories.setdefault(category_name(entry.category), None)
-            return Head(True, fields.taskId, fields.name, fields.currentStageName, fields.updatedAt)
+            stage = fields.currentStageName
+            return Head(True, fields.taskId, fields.name, sys.intern(stage) if isinstance(stage, str) else stage,
+                        fields.updatedAt)
         if not isinstance(raw, dict):
             return Head(False)
         categories.update(dict.fromkeys(record_categories(raw)))
