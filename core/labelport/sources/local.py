@@ -117,7 +117,7 @@ class LocalExport(Source):
     def refs(self) -> Iterator[TaskRef]:
         self._seen_ids = {str(h.task_id) for h in self._heads if h.is_object}
         for index, head in enumerate(self._heads):
-            if self._selected(head):  # each record is parsed here, when its task comes
+            if self._selected(head):  # each record is read and parsed when its task first needs it
                 yield TaskRef(index, str(head.task_id or ""), str(head.name or ""),
                               digest=self._records.digest(index), load=partial(self._records.__getitem__, index))
 

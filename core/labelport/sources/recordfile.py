@@ -1,11 +1,12 @@
 """The task records of a tasks.json file, each parsed when its task comes.
 
 A parsed record takes about twice the memory of its text, and an export needs each one only once. So the file
-is split once, a block at a time (msgspec ``Raw``; see :meth:`RecordFile._split_file`), and for each record only
-its place in the file and a digest of its text are kept, with the few fields that listing, filtering and naming tasks read (:class:`Head`); the segmentMap
-categories that derive the taxonomy are collected from the same file. Records are read back from the file when
-their task comes, and checked against their digest: a file changed meanwhile is an error naming it, never
-another record. An incremental export judges a task's record by its digest, without parsing it.
+is split once, a block at a time (msgspec ``Raw``; see :meth:`RecordFile._split_file`), and for each record
+only its place in the file and a digest of its text are kept, with the few fields that listing, filtering and
+naming tasks read (:class:`Head`); the segmentMap categories that derive the taxonomy are collected from the
+same pieces. Records are read back from the file when their task comes, and checked against their digest: a
+file changed meanwhile is an error naming it, never another record. An incremental export judges a task's
+record by its digest, without parsing it.
 A file that msgspec cannot split (a syntax error, nesting deeper than it follows, NaN) is parsed whole
 instead, which gives the detailed error or the same records.
 """
