@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import random
 import os
+import random
 import shutil
 import struct
 from pathlib import Path
@@ -299,7 +299,7 @@ def test_a_tasks_json_that_is_not_an_array_is_an_error_however_it_is_split(tmp_p
     monkeypatch.setattr(recordfile, "_BLOCK", block)
     path = tmp_path / "tasks.json"
     path.write_text(text)
-    with pytest.raises(SourceError, match="malformed JSON|expected a JSON array") as raised:
+    with pytest.raises(SourceError, match=r"malformed JSON|expected a JSON array") as raised:
         recordfile.RecordFile(path)
     assert "tasks.json" in str(raised.value)
 
