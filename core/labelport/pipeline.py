@@ -482,6 +482,20 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
     names = list(roots)
     taxonomy = _digest(src.taxonomy)
     versions = {info.name: f"{info.plugin.package} {info.plugin.version}" for info, _ in chosen}
+    runner: Any = _Runner(workers, timeout, src, chosen, roots, settings)
+    if scheduler is not None:
+        from .cluster import DaskRunner
+
+        runner = DaskRunner(scheduler, src, names, {info.name: opts for info, opts in chosen}, roots, settings)
+    # forked workers and running threads do not mix; and a first export, which writes every task, starts its
+    # workers before the per-task index below exists: pages they share with this process are copied once it
+    # touches their objects (a re-run starts them when the first task needs writing, if one does)
+    if not dry_run and (src.uses_threads or not any(len(m) for m in manifests.values())):
+        try:
+            runner.start()
+        except BaseException:
+            runner.close(kill=True)
+            raise
     listing = src.listing()
     by_index = dict(enumerate(_keyed(listing))) if listing is not None else {}
     folders = _Folders(listing, src.streams_all, lambda: {k: f for m in manifests.values()
@@ -489,19 +503,12 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
     seen: dict[str, int] = {}
     order: list[str] = []  # the tasks of this run, in source order
     total = src.count()
-    runner: Any = _Runner(workers, timeout, src, chosen, roots, settings)
-    if scheduler is not None:
-        from .cluster import DaskRunner
-
-        runner = DaskRunner(scheduler, src, names, {info.name: opts for info, opts in chosen}, roots, settings)
     # reference mode: items are paths from each writer root to the source, so where the roots are counts
     where = {n: os.path.abspath(r) if settings.images == "reference" else "" for n, r in roots.items()}
     base = str(src.root) if isinstance(src, LocalExport) else None  # however SOURCE was spelled
     # what each writer's fingerprints depend on besides the task (the same for every task)
     context = {info.name: repr((opts, taxonomy, settings, where[info.name], versions[info.name]))
                for info, opts in chosen}
-    if src.uses_threads and not dry_run:
-        runner.start()  # fork and running threads do not mix
     pending: dict[int, _Slot] = {}
     flushed = 0
 

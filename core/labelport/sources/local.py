@@ -47,10 +47,14 @@ def _instant(text: Any) -> datetime.datetime | None:
     return when if when.tzinfo is not None else None
 
 
+_FOLDERS_KEPT = 256  # per cache (see _remember)
+
+
 def _remember(cache: dict[str, Any], key: str, value: Any) -> Any:
-    """Store ``value`` in a per-folder cache that is emptied when it reaches 4,096 folders: a task's files share
-    a few folders, so this keeps what is in use while memory does not grow with the project."""
-    if len(cache) >= 4096:
+    """Store ``value`` in a per-folder cache that is emptied when it reaches 256 folders: a task's files share a
+    few folders, so this keeps what is in use while memory does not grow with the project (every worker
+    process has its own caches)."""
+    if len(cache) >= _FOLDERS_KEPT:
         cache.clear()
     cache[key] = value
     return value
