@@ -528,12 +528,7 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
                 _key(seen, ref.task_id, ref.index), ref.name, ref.task_id or f"record-{ref.index + 1}")
             try:
                 folder = folders.take(key, name, fallback)
-                # the paths a record names depend on its text alone: an unchanged record is not even parsed
-                known = manifests[names[0]].inputs(key) if ref.digest else None
-                parsed = known is None or known.text != ref.digest
-                if known is None or parsed:
-                    paths = src.input_paths(ref)  # (checks the record first)
-                    known = Inputs(ref.digest or "", record_digest(ref.record), paths)
+                known, parsed = _inputs(src, ref, manifests[names[0]], key)
                 labels, images = src.input_files(ref, known.paths)
                 inputs = input_digest(known.record, labels + images, __version__,
                                       steady=set(images) if settings.images == "link" else (), base=base)
@@ -599,6 +594,16 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
         report.warnings += warned
         report.removed_files[info.name] = manifest.removed
         manifest.save()
+
+
+def _inputs(src: Source, ref: TaskRef, manifest: Manifest, key: str) -> tuple[Inputs, bool]:
+    """A task's :class:`~labelport.manifest.Inputs`, and whether they were worked out from its record: the
+    paths a record names depend on its text alone, so a record whose text the manifest knows is not parsed."""
+    known = manifest.inputs(key) if ref.digest else None
+    if known is not None and known.text == ref.digest:
+        return known, False
+    paths = src.input_paths(ref)  # (checks the record first)
+    return Inputs(ref.digest or "", record_digest(ref.record), paths), True
 
 
 def _commit(manifests: Mapping[str, Manifest]) -> None:

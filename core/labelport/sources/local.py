@@ -278,13 +278,10 @@ class LocalExport(Source):
     def _index(self, index: dict[str, str], place: str) -> None:
         """Add the files of ``place`` that ``index`` does not have yet: for each name, its path, or "" when that
         path leads outside the export folder."""
-        listing = self._listing(place)
-        inside = not listing or self.allow_outside_paths or self._inside(place)
-        for name, link in listing.items():
+        for name in self._listing(place):
             if name not in index:
                 found = place + os.sep + name
-                index[name] = found if self.allow_outside_paths or \
-                    (inside and (not link or self._within(found))) else ""
+                index[name] = found if self._leads_inside(found) else ""
 
     def _from_tops(self, parts: list[str]) -> list[str]:
         """A path's place in the export folder from its ``segmentations`` or ``images`` part on (an export
@@ -332,12 +329,17 @@ class LocalExport(Source):
             _remember(self._folders, folder, inside)
         return inside
 
-    def _checked(self, found: str, path: str) -> str:
-        """``found``, after checking that it resolves inside the export folder (folders resolved once each)."""
+    def _leads_inside(self, found: str) -> bool:
+        """Whether a file found on disk may be read: it resolves inside the export folder (its folder is
+        resolved once; the file itself only when it is a symbolic link), or ``allow_outside_paths``."""
         if self.allow_outside_paths:
-            return found
+            return True
         folder, _, name = found.rpartition(os.sep)
-        if not self._inside(folder) or (self._listing(folder).get(name, True) and not self._within(found)):
+        return self._inside(folder) and (not self._listing(folder).get(name, True) or self._within(found))
+
+    def _checked(self, found: str, path: str) -> str:
+        """``found``, after checking that it :meth:`leads inside <_leads_inside>` the export folder."""
+        if not self._leads_inside(found):
             raise self._outside(path)
         return found
 

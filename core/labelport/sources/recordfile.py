@@ -60,9 +60,9 @@ def read_json(path: Path) -> Any:
         raise SourceError(f"cannot read ({exc})", file=str(path)) from None
 
 
-_SKIP = frozenset(b" \t\n\r,")  # what may stand between two values of a JSON array
 _WHITE = b" \t\n\r"
 _SKIP_WHITE = frozenset(_WHITE)
+_SKIP = frozenset(_WHITE + b",")  # what may stand between two values of a JSON array
 _BOUNDARY = re.compile(rb"\}[ \t\n\r]*,[ \t\n\r]*\{")  # where one object may end and the next begin
 _BLOCK = 1 << 20  # tasks.json is split this many bytes at a time
 
@@ -134,8 +134,9 @@ class RecordFile:
         self.categories = list(categories)
 
     def _split_file(self, f: BinaryIO, categories: dict[str, None]) -> None:
-        """Split the array a block at a time: each piece that is cut off ends after a record (a ``}`` followed by
-        a comma, where the piece up to it parses as an array), so only a block of the file is in memory."""
+        """Split the array a block at a time: each piece that is cut off ends after a record (where one object
+        ends and another begins, and the piece up to there parses as an array; see :meth:`_cut`), so only about
+        a block of the file is in memory."""
         buf = f.read(_BLOCK)
         start = buf.lstrip(_WHITE)
         if not start.startswith(b"["):
@@ -222,7 +223,10 @@ class RecordFile:
 
     def digest(self, index: int) -> str | None:
         """The digest of record ``index``'s text (None when the file was parsed whole)."""
-        return self._digests[_SIZE * index:_SIZE * index + _SIZE].hex() if self._split else None
+        return self._digest_of(index).hex() if self._split else None
+
+    def _digest_of(self, index: int) -> bytes:
+        return bytes(self._digests[_SIZE * index:_SIZE * index + _SIZE])
 
     def __getitem__(self, index: int) -> Any:
         """Record ``index``, parsed now (a fresh object each time)."""
@@ -241,7 +245,7 @@ class RecordFile:
                 os.close(fd)
         except OSError:
             text = b""
-        if _digest(text) != self._digests[_SIZE * index:_SIZE * index + _SIZE]:
+        if _digest(text) != self._digest_of(index):
             raise SourceError("changed while it was being exported (export again)", file=str(self.path))
         return _decode(text)
 
