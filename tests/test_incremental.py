@@ -132,6 +132,29 @@ def test_task_that_left_the_source_is_removed(demo: Path, tmp_path: Path) -> Non
         k for k in before if k.startswith("segmentations/Patient 001/")}
 
 
+def test_task_ids_that_repeat_or_hold_a_nul_keep_their_output(demo: Path, tmp_path: Path) -> None:
+    """A repeated task id makes a task of its own, and an id may hold the NUL that marks repeats in the
+    manifest: a second ``odd`` and an ``odd<NUL>2`` are still two tasks. Each keeps its output run after run,
+    and only the task whose record left the source loses it."""
+    tasks = json.loads((demo / "tasks.json").read_text())
+    for task, task_id in zip(tasks, ["odd", "odd", "odd\x002", "odd"]):
+        task["taskId"] = task_id
+    (demo / "tasks.json").write_text(json.dumps(tasks))
+    out = tmp_path / "o"
+    assert labelport.export(demo, out, ["binary-mask"]).written == {"binary-mask": 4}
+    entries = _tasks(out)
+    assert [(t["taskId"], t["name"]) for t in entries] == [(t["taskId"], t["name"]) for t in tasks]
+    for _ in range(2):
+        again = labelport.export(demo, out, ["binary-mask"])
+        assert again.ok and again.unchanged == {"binary-mask": 4} and again.removed == {"binary-mask": 0}
+        assert _tasks(out) == entries
+    (demo / "tasks.json").write_text(json.dumps(tasks[:2] + tasks[3:]))
+    report = labelport.export(demo, out, ["binary-mask"])
+    assert report.removed == {"binary-mask": 1}
+    assert [(t["taskId"], t["name"]) for t in _tasks(out)] == [(t["taskId"], t["name"]) for t in tasks[:2] + tasks[3:]]
+    assert not (out / "segmentations" / tasks[2]["name"]).exists()
+
+
 def test_files_a_task_no_longer_produces_are_removed(demo: Path, tmp_path: Path) -> None:
     out = tmp_path / "o"
     labelport.export(demo, out, ["binary-mask"], unknown_labels="warn")

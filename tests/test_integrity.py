@@ -248,7 +248,7 @@ def _edit(rng: random.Random, src: Path, step: int) -> tuple[str, dict[str, Any]
     """One random edit of the source; returns its kind and the export options to use after it."""
     records = read_records(src)
     kind = rng.choice(["rename", "remove", "add", "taxonomy", "label", "options", "filter", "image", "images",
-                       "spelling", "nothing"])
+                       "spelling", "id", "nothing"])
     options: dict[str, Any] = {}
     if kind == "rename" and records:
         target = rng.choice(records)
@@ -273,6 +273,9 @@ def _edit(rng: random.Random, src: Path, step: int) -> tuple[str, dict[str, Any]
         data = np.asarray(nib.load(str(path)).dataobj).copy()
         data[rng.randrange(SHAPE[0]), rng.randrange(SHAPE[1]), rng.randrange(SHAPE[2])] = rng.choice([0, 1, 2])
         write_label_map(path, data)
+    elif kind == "id" and records:  # task ids that repeat, or that read like a repeat's key (<id>\0<n>)
+        other = rng.choice(records)["taskId"]
+        rng.choice(records)["taskId"] = rng.choice([other, f"{other}\x002", f"{other}\x003", f"id {step}"])
     elif kind == "options":
         options = {"options": {"semantic-nifti": {"overlap": rng.choice(["lowest", "highest"])},
                                "png": {"mode": rng.choice(["color", "index"])}}}
@@ -316,9 +319,12 @@ def _random_edits(tmp_path: Path, seed: int, steps: int, workers: int = 1) -> No
         labelport.export(src, clean, WRITERS, **options)
         if "stage" in options:  # a filtered run: the tasks it selects are as a clean run writes them
             for writer in WRITERS:
-                mine = {t["taskId"]: t for t in _tasks(out / writer)}
+                def where(task: dict[str, Any]) -> tuple[str, str]:  # task ids may repeat; folders do not
+                    return task["taskId"], json.dumps([s.get("segmentations") for s in task["series"]])
+
+                mine = {where(t): t for t in _tasks(out / writer)}
                 for task in _tasks(clean / writer):
-                    assert mine[task["taskId"]] == task, (seed, step, kind, writer)
+                    assert mine[where(task)] == task, (seed, step, kind, writer)
                 listed = {p for t in _tasks(out / writer) for s in t["series"]
                           for p in ([s["segmentations"]] if isinstance(s.get("segmentations"), str)
                                     else s.get("segmentations") or [])}

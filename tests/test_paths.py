@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import pickle
+import random
 
 import pytest
 
@@ -48,6 +50,30 @@ def test_long_names_are_bounded_and_stay_distinct() -> None:
 def test_unique_names_case_insensitive() -> None:
     names = UniqueNames()
     assert [names.take(n, "x") for n in ["CT", "ct", "CT", "MR", "", ""]] == ["CT", "ct-2", "CT-3", "MR", "x", "x-2"]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_text_set_is_a_set_of_strings(seed: int) -> None:
+    """TextSet against Python's set, over random adds and look-ups of strings that share prefixes, differ in
+    case or only in a lone surrogate, and are empty, through several growths of its table and a pickle."""
+    from labelport.textset import TextSet
+
+    rng = random.Random(seed)
+    pool = ["", "a", "A", "ab", "a\0", "é", "\ud800", "\ud800x", "名前", "\U0001f600"] + \
+        [f"task-{n}" for n in range(rng.randrange(50, 400))]
+    got, expected, order = TextSet(), set(), []
+    for _ in range(800):
+        item = rng.choice(pool) + rng.choice(["", "", "x", "-2"])
+        if rng.random() < 0.5:
+            new = item not in expected
+            assert got.add(item) is new
+            expected.add(item)
+            order += [item] if new else []
+        assert (item in got) == (item in expected) and (item.upper() in got) == (item.upper() in expected)
+    assert len(got) == len(expected) and list(got) == order
+    assert 5 not in got and None not in got
+    again = pickle.loads(pickle.dumps(got))
+    assert list(again) == order and all(item in again for item in order) and "nope" not in again
 
 
 @pytest.mark.parametrize("bad", ["../x", "/etc/x", "a/../../x", "a/./b", "", "a//b", "a/\x00"])

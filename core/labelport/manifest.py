@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import sqlite3
+from array import array
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, overload
@@ -114,7 +116,7 @@ class EntryTexts(Sequence[str]):
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
-        self._rows = [row for (row,) in db.execute("SELECT rowid FROM task ORDER BY pos")]
+        self._rows = array("q", (row for (row,) in db.execute("SELECT rowid FROM task ORDER BY pos")))
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -136,7 +138,7 @@ class EntryTexts(Sequence[str]):
 
     def __iter__(self) -> Iterator[str]:
         for start in range(0, len(self._rows), 500):
-            chunk = self._rows[start:start + 500]
+            chunk = self._rows[start:start + 500].tolist()
             marks = ",".join("?" * len(chunk))
             texts = dict(self._db.execute(f"SELECT rowid, entry FROM task WHERE rowid IN ({marks})", chunk))
             yield from (texts[row] for row in chunk)
@@ -382,8 +384,11 @@ class Manifest:
             self._stale(json.loads(row[0]))
             self._db.execute("DELETE FROM task WHERE key = ?", (task_id,))
 
-    def reorder(self, order: list[str]) -> None:
+    def reorder(self, order: Sequence[str]) -> None:
         """Put the tasks in ``order`` (keys missing from it keep their places after it)."""
+        held = (key for (key,) in self._db.execute("SELECT key FROM task ORDER BY pos"))
+        if all(a == b for a, b in itertools.zip_longest(order, held)):  # as they are (looked at one by one)
+            return
         keys = self.task_keys()
         place = {key: n for n, key in enumerate(order)}
         wanted = sorted(keys, key=lambda k: (0, place[k]) if k in place else (1, 0))

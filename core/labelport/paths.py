@@ -7,6 +7,7 @@ import os
 import re
 
 from .errors import WriterError
+from .textset import TextSet
 
 __all__ = ["UniqueNames", "safe_join", "safe_name"]
 
@@ -42,7 +43,7 @@ class UniqueNames:
     order: a repeat gets ``-2``, ``-3``, ..."""
 
     def __init__(self) -> None:
-        self._used: set[str] = set()
+        self._used = TextSet()  # casefolded (one per task of a project: kept compact)
 
     def take(self, name: str, fallback: str) -> str:
         base = safe_name(name, fallback)

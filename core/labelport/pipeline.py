@@ -27,7 +27,7 @@ import sqlite3
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -42,6 +42,7 @@ from .plugins import Registry, WriterInfo
 from .project import PROJECT, run_project
 from .sources import LocalExport, Source, TaskFilter, TaskRef, open_source
 from .taskrun import Failure, Interrupted, Outcome, Settings, failure, run_task, worker_init, worker_run
+from .textset import TextSet
 
 __all__ = ["ExportReport", "Failure", "export"]
 
@@ -186,25 +187,40 @@ def _check_arguments(source: Any, out: Any, options: Any, stage: Any, only_groun
 
 
 class _Folders:
-    """Task folder names. They come from the whole source, in source order, whenever the source can list it
-    (so a filter or a failed task never changes them); otherwise from the folders earlier exports recorded,
-    a newcomer never taking another task's folder."""
+    """Task keys and folder names. They come from the whole source, in source order, whenever the source can
+    list it (so a filter or a failed task never changes them); otherwise from the folders earlier exports
+    recorded, a newcomer never taking another task's folder. The listing is walked alongside the tasks: of the
+    tasks passed, only their keys and folder names are kept, packed (see :mod:`labelport.textset`)."""
 
-    def __init__(self, listing: list[tuple[str, str]] | None, streams_all: bool,
+    def __init__(self, listing: Iterable[tuple[str, str]] | None, streams_all: bool,
                  recorded: Callable[[], Mapping[str, str]]):
-        self.fixed: dict[str, str] | None = None
-        if listing is not None:
-            names = UniqueNames()
-            self.fixed = {key: names.take(name, fallback) for key, name, fallback in _keyed(listing)}
+        self.keys = _Keys()  # (also for tasks the listing did not have: never a key it gave)
+        self.listed = enumerate(_keyed(listing, self.keys)) if listing is not None else None
+        self.names = UniqueNames()
         self.fresh = UniqueNames() if streams_all else None
         self._recorded = recorded
         self.recorded: dict[str, str] | None = None  # read when first needed
         self.used: dict[str, int] = {}  # casefolded folder -> how many tasks recorded it
         self.taken: set[str] = set()
 
+    def of(self, ref: TaskRef) -> tuple[str, str]:
+        """A task's manifest key and folder (tasks come in listing order)."""
+        for index, (key, name, fallback) in self.listed or ():
+            folder = self.names.take(name, fallback)
+            if index == ref.index:
+                return key, folder
+        key = self.keys(ref.task_id, ref.index)
+        return key, self.take(key, ref.name, ref.task_id or f"record-{ref.index + 1}")
+
+    def every_key(self) -> TextSet | None:
+        """The keys of every task of the source, when it lists them (after the tasks of a run)."""
+        if self.listed is None:
+            return None
+        for _ in self.listed:
+            pass
+        return self.keys.given
+
     def take(self, key: str, name: str, fallback: str) -> str:
-        if self.fixed is not None and key in self.fixed:
-            return self.fixed[key]
         if self.fresh is not None:
             return self.fresh.take(name, fallback)
         if self.recorded is None:
@@ -229,18 +245,38 @@ class _Folders:
         return candidate
 
 
-def _key(seen: dict[str, int], task_id: str, index: int) -> str:
-    """The manifest key of a task: its id (a task id that repeats makes a task of its own)."""
-    base = task_id or f"record {index}"
-    seen[base] = seen.get(base, 0) + 1
-    return base if seen[base] == 1 else f"{base}\0{seen[base]}"
+class _Keys:
+    """The manifest keys of tasks, in source order: a task's id; a task id that repeats makes a task of its
+    own, ``<id>\0<n>``, never a key handed out before (an id may hold a NUL)."""
+
+    def __init__(self) -> None:
+        self.given = TextSet()
+        self.repeats: dict[str, int] = {}
+
+    def __call__(self, task_id: str, index: int) -> str:
+        key = base = task_id or f"record {index}"
+        n = self.repeats.get(base, 1)
+        while not self.given.add(key):
+            n += 1
+            key = f"{base}\0{n}"
+        if n > 1:
+            self.repeats[base] = n
+        return key
 
 
-def _keyed(listing: Iterable[tuple[str, str]]) -> Iterator[tuple[str, str, str]]:
+def _keyed(listing: Iterable[tuple[str, str]], key: _Keys) -> Iterator[tuple[str, str, str]]:
     """(manifest key, name, folder fallback) for each (task id, name) of a source, in order."""
-    seen: dict[str, int] = {}
     for index, (task_id, name) in enumerate(listing):
-        yield _key(seen, task_id, index), name, task_id or f"record-{index + 1}"
+        yield key(task_id, index), name, task_id or f"record-{index + 1}"
+
+
+def _gone(key: str, present: Container[str], by_key: bool) -> bool:
+    """Whether the task of a manifest key left the source, whose tasks are ``present`` by key, or else by id
+    (a repeat, ``<id>\0<n>``, stays while its id does)."""
+    if key in present:
+        return False
+    base, repeat, _ = key.rpartition("\0")
+    return by_key or not (repeat and base in present)
 
 
 def _digest(*parts: Any) -> str:
@@ -496,11 +532,8 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
         except BaseException:
             runner.close(kill=True)
             raise
-    listing = src.listing()
-    by_index = dict(enumerate(_keyed(listing))) if listing is not None else {}
-    folders = _Folders(listing, src.streams_all, lambda: {k: f for m in manifests.values()
-                                                         for k, f in m.folders().items()})
-    seen: dict[str, int] = {}
+    folders = _Folders(src.listing(), src.streams_all, lambda: {k: f for m in manifests.values()
+                                                               for k, f in m.folders().items()})
     order: list[str] = []  # the tasks of this run, in source order
     total = src.count()
     # reference mode: items are paths from each writer root to the source, so where the roots are counts
@@ -524,10 +557,8 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
     try:
         for seq, ref in enumerate(src.refs()):
             report.tasks_seen += 1
-            key, name, fallback = by_index.get(ref.index) or (
-                _key(seen, ref.task_id, ref.index), ref.name, ref.task_id or f"record-{ref.index + 1}")
+            key, folder = folders.of(ref)
             try:
-                folder = folders.take(key, name, fallback)
                 known, parsed = _inputs(src, ref, manifests[names[0]], key)
                 labels, images = src.input_files(ref, known.paths)
                 inputs = input_digest(known.record, labels + images, __version__,
@@ -566,10 +597,11 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
             flush()
         for task_id in src.missing_task_ids():
             report.failures.append(Failure(task_id, task_id, None, f"task id {task_id!r} is not in the source"))
-        present = src.all_task_ids()
+        keys = folders.every_key()  # the tasks that are in the source, by key or else by id
+        present = keys if keys is not None else src.all_task_ids()
         if present is not None:
             for name, manifest in manifests.items():
-                for key in [k for k in manifest.task_keys() if k.split("\0")[0] not in present]:
+                for key in [k for k in manifest.task_keys() if _gone(k, present, by_key=keys is not None)]:
                     if not dry_run:
                         manifest.forget(key)
                     report.removed[name] += 1
@@ -581,7 +613,8 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
     runner.close()
     if dry_run:
         return
-    complete = present is not None and {key.split("\0")[0] for key in order} >= present  # no filter left any out
+    # no filter left a task out: each task of the source (by key, or by id) is one of this run's
+    complete = present is not None and sum(key in present for key in order) == len(present)
     for info, opts in chosen:
         manifest = manifests[info.name]
         manifest.finish()

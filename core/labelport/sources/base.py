@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,14 +116,15 @@ class Source(ABC):
         :class:`Missing`."""
         return [], []
 
-    def all_task_ids(self) -> set[str] | None:
+    def all_task_ids(self) -> Collection[str] | None:
         """Every task id in the source, filters ignored, when known (after :meth:`refs` ran): outputs of
         tasks missing from it are removed by an incremental export."""
         return None
 
-    def listing(self) -> list[tuple[str, str]] | None:
+    def listing(self) -> Iterable[tuple[str, str]] | None:
         """(task id, name) of every task in source order, filters ignored, when known before :meth:`refs`
-        runs: task folders are then named from the whole source, so that a filter never changes them."""
+        runs: task folders are then named from the whole source, so that a filter never changes them. It is
+        read once, alongside :meth:`refs` (whose references' ``index`` is their place in it)."""
         return None
 
     @property

@@ -12,8 +12,9 @@ from typing import Any
 
 from ..errors import SourceError
 from ..model import LabelVolume, Task, Taxonomy
+from ..textset import TextSet
 from .base import Missing, Source, TaskFilter, TaskRef
-from .recordfile import Head, RecordFile, read_json
+from .recordfile import Head, Heads, RecordFile, read_json
 from .records import task_from_record
 from .schema import check_record
 from .taxonomy import parse_taxonomy
@@ -90,12 +91,11 @@ class LocalExport(Source):
         self._records = RecordFile(self.root / "tasks.json")
         self._heads = self._records.heads
         self.taxonomy = self._taxonomy(Path(taxonomy) if taxonomy else None)
-        self._seen_ids: set[str] = set()
 
     def __getstate__(self) -> dict[str, Any]:
         """Worker processes open tasks from their records: the full record list stays here."""
         state = dict(self.__dict__)
-        state["_records"], state["_heads"], state["_files"], state["_places"] = None, [], {}, {}
+        state["_records"], state["_heads"], state["_files"], state["_places"] = None, Heads(), {}, {}
         return state
 
     def _taxonomy(self, path: Path | None) -> Taxonomy:
@@ -119,7 +119,6 @@ class LocalExport(Source):
         return not head.is_object or self.filter.accepts(head.task_id, head.stage)
 
     def refs(self) -> Iterator[TaskRef]:
-        self._seen_ids = {str(h.task_id) for h in self._heads if h.is_object}
         for index, head in enumerate(self._heads):
             if self._selected(head):  # each record is read and parsed when its task first needs it
                 yield TaskRef(index, str(head.task_id or ""), str(head.name or ""),
@@ -182,7 +181,7 @@ class LocalExport(Source):
             raise SourceError(f"expected a JSON array of task events, found a {type(records).__name__}",
                               file=str(path))
         start = _instant(parse_since(since)) if since else None
-        updated = {h.task_id: h.updated for h in self._heads if h.is_object}
+        updated = self._updated() if start is not None else {}
         for n, record in enumerate(records):
             if not isinstance(record, dict) or not isinstance(record.get("taskId"), str):
                 self.warnings.append(f"{path}: record {n + 1} is not a task's events (an object with a taskId); "
@@ -199,18 +198,23 @@ class LocalExport(Source):
                     continue
             yield record
 
+    def _updated(self) -> dict[Any, Any]:
+        """Each task id's ``updatedAt`` (read from the records: only ``events --since`` needs them)."""
+        return {h.task_id: record.get("updatedAt") for h, record in zip(self._heads, self._records)
+                if h.is_object and isinstance(record, dict)}
+
     def stage_names(self) -> set[str]:
         """The stages tasks are in, and END (ground truth), which every RedBrick workflow has."""
         return {"END"} | {str(h.stage) for h in self._heads if h.is_object and h.stage}
 
-    def listing(self) -> list[tuple[str, str]]:
-        return [(str(h.task_id or ""), str(h.name or "")) for h in self._heads]
+    def listing(self) -> Iterator[tuple[str, str]]:
+        return ((str(h.task_id or ""), str(h.name or "")) for h in self._heads)
 
     def count(self) -> int:
         return sum(1 for h in self._heads if self._selected(h))
 
-    def all_task_ids(self) -> set[str]:
-        return set(self._seen_ids)
+    def all_task_ids(self) -> TextSet:
+        return TextSet(str(h.task_id) for h in self._heads if h.is_object)
 
     def input_paths(self, ref: TaskRef) -> tuple[list[str], list[str]]:
         check_record(ref.record)
@@ -230,7 +234,8 @@ class LocalExport(Source):
         return [find(p) or Missing(p) for p in labels], [find(p) or Missing(p) for p in images]
 
     def missing_task_ids(self) -> list[str]:
-        return sorted(self.filter.task_ids - self._seen_ids)
+        present = self.all_task_ids() if self.filter.task_ids else ()
+        return sorted(i for i in self.filter.task_ids if i not in present)
 
     def open(self, ref: TaskRef) -> Task:
         return task_from_record(ref.record, self.taxonomy, self.resolve, read_label_nifti, self.find,

@@ -3,10 +3,10 @@
 A parsed record takes about twice the memory of its text, and an export needs each one only once. So the file
 is split once, a block at a time (msgspec ``Raw``; see :meth:`RecordFile._split_file`), and for each record
 only its place in the file and a digest of its text are kept, with the few fields that listing, filtering and
-naming tasks read (:class:`Head`); the segmentMap categories that derive the taxonomy are collected from the
-same pieces. Records are read back from the file when their task comes, and checked against their digest: a
-file changed meanwhile is an error naming it, never another record. An incremental export judges a task's
-record by its digest, without parsing it.
+naming tasks read (:class:`Head`, packed in :class:`Heads`); the segmentMap categories that derive the
+taxonomy are collected from the same pieces. Records are read back from the file when their task comes, and
+checked against their digest: a file changed meanwhile is an error naming it, never another record. An
+incremental export judges a task's record by its digest, without parsing it.
 A file that msgspec cannot split (a syntax error, nesting deeper than it follows, NaN) is parsed whole
 instead, which gives the detailed error or the same records.
 """
@@ -30,7 +30,7 @@ from ..errors import SourceError
 from .records import record_categories
 from .taxonomy import category_name
 
-__all__ = ["Head", "RecordFile", "read_json"]
+__all__ = ["Head", "Heads", "RecordFile", "read_json"]
 
 
 @contextlib.contextmanager
@@ -67,6 +67,20 @@ _BOUNDARY = re.compile(rb"\}[ \t\n\r]*,[ \t\n\r]*\{")  # where one object may en
 _BLOCK = 1 << 20  # tasks.json is split this many bytes at a time
 
 
+_TRIM_AFTER = 16 << 20  # a file this large has its split's memory given back (see _give_back)
+
+
+def _give_back() -> None:
+    """Return the memory the split freed to the system. glibc keeps most of it, below the records' heads that
+    stay, and worker processes forked later would share those pages with this one, then copy them when either
+    reuses them. (Elsewhere this does nothing.)"""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).malloc_trim(0)
+
+
 class _NotSplit(Exception):
     """The file is not an array that splits as expected (it is parsed whole instead)."""
 
@@ -79,7 +93,57 @@ class Head(NamedTuple):
     task_id: Any = None
     name: Any = None
     stage: Any = None
-    updated: Any = None
+
+
+class Heads:
+    """The heads of a file's records, packed: an object per record would take about 400 bytes, kept for the
+    whole export and shared with forked worker processes until reference counts copy its pages. Here the
+    task id and name of each record are UTF-8 text in one buffer and its stage is a number (about 60 bytes a
+    record, in three objects); a record whose head is not an id, a name and a stage as strings is kept as it
+    is. Items are made when read."""
+
+    def __init__(self) -> None:
+        self._text = bytearray()  # each record's task id, then its name
+        self._ends = array("q")  # where each record's task id and name end in _text
+        self._stages = array("l")  # each record's stage, as its place in _stage_names
+        self._stage_names: list[str | None] = []
+        self._stage_at: dict[str | None, int] = {}
+        self._odd: dict[int, Head] = {}  # the records whose heads are kept as they are
+
+    def append(self, head: Head) -> None:
+        task_id, name, stage = head.task_id, head.name, head.stage
+        if head.is_object and type(task_id) is str and type(name) is str and (stage is None or type(stage) is str):
+            at = self._stage_at.get(stage)
+            if at is None:
+                at = self._stage_at[stage] = len(self._stage_names)
+                self._stage_names.append(stage)
+            self._text += task_id.encode("utf-8", "surrogatepass")
+            self._ends.append(len(self._text))
+            self._text += name.encode("utf-8", "surrogatepass")
+        else:
+            at = 0
+            self._odd[len(self._stages)] = head
+            self._ends.append(len(self._text))
+        self._ends.append(len(self._text))
+        self._stages.append(at)
+
+    def __len__(self) -> int:
+        return len(self._stages)
+
+    def __getitem__(self, index: int) -> Head:
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        index %= len(self)
+        odd = self._odd.get(index)
+        if odd is not None:
+            return odd
+        start = self._ends[2 * index - 1] if index else 0
+        middle, end = self._ends[2 * index], self._ends[2 * index + 1]
+        return Head(True, self._text[start:middle].decode("utf-8", "surrogatepass"),
+                    self._text[middle:end].decode("utf-8", "surrogatepass"), self._stage_names[self._stages[index]])
+
+    def __iter__(self) -> Iterator[Head]:
+        return map(self.__getitem__, range(len(self)))
 
 
 class _Entry(msgspec.Struct):
@@ -94,7 +158,6 @@ class _Fields(msgspec.Struct):
     taskId: Any = None
     name: Any = None
     currentStageName: Any = None
-    updatedAt: Any = None
     series: list[_Series] | None = None
 
 
@@ -116,20 +179,23 @@ class RecordFile:
         self._digests = bytearray()  # the digest of each record's text (_SIZE bytes each)
         self._parsed: list[Any] = []  # the records, when the file had to be parsed whole
         categories: dict[str, None] = {}
-        self.heads: list[Head] = []
+        self.heads = Heads()
         try:
             with open(path, "rb") as f:
                 self._split_file(f, categories)
         except (OSError, RecursionError, msgspec.DecodeError, msgspec.ValidationError, _NotSplit):
-            self._spans, self._digests, self.heads, categories = array("q"), bytearray(), [], {}
+            self._spans, self._digests, self.heads, categories = array("q"), bytearray(), Heads(), {}
             records = read_json(path)  # the error names the line and column, or the records parse this way
             if not isinstance(records, list):
                 raise SourceError(f"expected a JSON array of tasks, found a {type(records).__name__}",
                                   file=str(path)) from None
             self._parsed = records
-            self.heads = [self._head(record, categories) for record in records]
+            for record in records:
+                self.heads.append(self._head(record, categories))
         else:
             self._split = True
+            if self._spans and self._spans[-2] > _TRIM_AFTER:
+                _give_back()
         #: distinct segmentMap categories, in order of first appearance
         self.categories = list(categories)
 
@@ -211,12 +277,11 @@ class RecordFile:
                     with contextlib.suppress(ValueError):  # reported when the task is opened
                         categories.setdefault(category_name(entry.category), None)
             stage = fields.currentStageName
-            return Head(True, fields.taskId, fields.name, sys.intern(stage) if isinstance(stage, str) else stage,
-                        fields.updatedAt)
+            return Head(True, fields.taskId, fields.name, stage)
         if not isinstance(raw, dict):
             return Head(False)
         categories.update(dict.fromkeys(record_categories(raw)))
-        return Head(True, raw.get("taskId"), raw.get("name"), raw.get("currentStageName"), raw.get("updatedAt"))
+        return Head(True, raw.get("taskId"), raw.get("name"), raw.get("currentStageName"))
 
     def __len__(self) -> int:
         return len(self.heads)
