@@ -211,6 +211,8 @@ class LocalExport(Source):
         return ((str(h.task_id or ""), str(h.name or "")) for h in self._heads)
 
     def count(self) -> int:
+        if self.filter == TaskFilter():
+            return len(self._heads)
         return sum(1 for h in self._heads if self._selected(h))
 
     def all_task_ids(self) -> TextSet:

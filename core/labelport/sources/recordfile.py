@@ -143,7 +143,14 @@ class Heads:
                     self._text[middle:end].decode("utf-8", "surrogatepass"), self._stage_names[self._stages[index]])
 
     def __iter__(self) -> Iterator[Head]:
-        return map(self.__getitem__, range(len(self)))
+        text, ends, stages, names, odd = self._text, self._ends, self._stages, self._stage_names, self._odd
+        start = 0
+        for index, stage in enumerate(stages):
+            middle, end = ends[2 * index], ends[2 * index + 1]
+            head = odd.get(index) if odd else None
+            yield head or Head(True, text[start:middle].decode("utf-8", "surrogatepass"),
+                               text[middle:end].decode("utf-8", "surrogatepass"), names[stage])
+            start = end
 
 
 class _Entry(msgspec.Struct):
