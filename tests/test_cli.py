@@ -323,7 +323,7 @@ def test_start_up_imports_only_what_the_command_needs() -> None:
     assert command.REDBRICK_PREFIX == labelport.sources.REDBRICK_PREFIX
     assert command.PLUGINS_ENV == labelport.plugins.PLUGINS_ENV and command.SEARCHES == labelport.sources.audit.SEARCHES
     code = ("import sys, labelport.cli; print(sorted(m for m in ('numpy', 'labelport.pipeline', 'labelport.sources', "
-            "'labelport.plugins', 'msgspec', 'nibabel') if m in sys.modules))")
+            "'labelport.plugins', 'msgspec', 'nibabel', 'pluggy', 'logging') if m in sys.modules))")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0 and run.stdout.strip() == "[]", run.stdout + run.stderr
     assert _run("--version").stdout.strip() == f"labelport, version {labelport.__version__}"

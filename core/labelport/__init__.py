@@ -27,8 +27,6 @@ from .errors import (
     UnknownWriterError,
     WriterError,
 )
-from .hookspecs import hookimpl, hookspec
-from .writer import NoOptions, ProjectFunction, WriterSpec
 
 if TYPE_CHECKING:
     from .context import FileContext, ProjectContext, WriterContext
@@ -43,6 +41,7 @@ if TYPE_CHECKING:
         describe_grid,
         read_dicom_series,
     )
+    from .hookspecs import hookimpl, hookspec
     from .images import AlignedVolumes, load_aligned, read_image
     from .labels import Box, LabelViews, color_layers, views
     from .model import (
@@ -62,15 +61,18 @@ if TYPE_CHECKING:
     from .plugins import Registry, WriterInfo
     from .project import TaskEntries
     from .sources import LocalExport, Source, TaskFilter, TaskRef, open_source
+    from .writer import NoOptions, ProjectFunction, WriterSpec
 
 # Public names by module, loaded on first use: `labelport --version` and a plugin module's `import labelport`
-# import none of them, and a command pays only for what it touches (nibabel, pydicom and scipy load late).
+# import none of them (not even pluggy), and a command pays only for what it touches (nibabel, pydicom and
+# scipy load late).
 _MODULES = {
     "context": ["FileContext", "ProjectContext", "WriterContext"],
     "contours": ["keyhole_outlines", "mask_outlines", "rasterize"],
     "dataset": ["Dataset", "collate"],
     "dicomseries": ["Alignment", "DicomImage", "DicomSeries", "align_grids", "align_to_series", "describe_grid",
                     "read_dicom_series"],
+    "hookspecs": ["hookimpl", "hookspec"],
     "pipeline": ["ExportReport", "Failure", "TaskDone", "export"],
     "images": ["AlignedVolumes", "load_aligned", "read_image"],
     "labels": ["Box", "LabelViews", "color_layers", "views"],
@@ -81,6 +83,7 @@ _MODULES = {
     "plugins": ["Registry", "WriterInfo"],
     "project": ["TaskEntries"],
     "sources": ["LocalExport", "Source", "TaskFilter", "TaskRef", "open_source"],
+    "writer": ["NoOptions", "ProjectFunction", "WriterSpec"],
 }
 _LAZY = {name: module for module, names in _MODULES.items() for name in names}
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import inspect
 import json
-import logging
 import os
 import sys
 import time
@@ -116,6 +114,8 @@ def _debug_option(command: Any) -> Any:
             ctx.ensure_object(dict)["debug"] = True
             root = ctx.find_root()
             root.ensure_object(dict)["debug"] = True
+            import logging
+
             logging.getLogger().setLevel(logging.DEBUG)
         return value
 
@@ -170,6 +170,8 @@ def cli(ctx: click.Context) -> None:
     """
     ctx.ensure_object(dict).setdefault("debug", False)
     debug = ctx.obj["debug"]
+    import logging
+
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(message)s")
     logging.getLogger("nibabel.global").propagate = False  # nibabel prints its warnings itself: once is enough
     logging.getLogger("pydicom").setLevel(logging.ERROR)  # its warnings reach the report, named, once
@@ -524,6 +526,8 @@ def writers_command(name: str | None, as_json: bool) -> None:
             "missing": spec.missing(),
         })
         if name is not None:
+            import inspect
+
             rows[-1]["docs"] = inspect.getdoc(sys.modules.get(spec.write.__module__)) or ""
     broken = [{"plugin": b.name, "package": b.package, "version": b.version, "error": b.error}
               for b in registry.broken] if name is None else []

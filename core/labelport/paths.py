@@ -48,10 +48,9 @@ class UniqueNames:
     def take(self, name: str, fallback: str) -> str:
         base = safe_name(name, fallback)
         candidate, n = base, 1
-        while candidate.casefold() in self._used:
+        while not self._used.add(candidate.casefold()):
             n += 1
             candidate = f"{base}-{n}"
-        self._used.add(candidate.casefold())
         return candidate
 
 

@@ -613,8 +613,10 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
     runner.close()
     if dry_run:
         return
-    # no filter left a task out: each task of the source (by key, or by id) is one of this run's
-    complete = present is not None and sum(key in present for key in order) == len(present)
+    # no filter left a task out: each task of the source (by key, or by id) is one of this run's (which are
+    # all among the source's keys)
+    complete = present is not None and (len(order) if keys is not None else sum(key in present for key in order)
+                                        ) == len(present)
     for info, opts in chosen:
         manifest = manifests[info.name]
         manifest.finish()

@@ -43,13 +43,14 @@ class TextSet:
         """Add ``item``; whether it was new."""
         encoded, hashed = item.encode("utf-8", "surrogatepass"), hash(item)
         slot = self._slot(encoded, hashed)
-        if self._table[slot] >= 0:
+        table, count = self._table, len(self._ends)
+        if table[slot] >= 0:
             return False
-        self._table[slot] = len(self._ends)
+        table[slot] = count
         self._text += encoded
         self._ends.append(len(self._text))
         self._hashes.append(hashed)
-        if 2 * len(self._ends) > len(self._table):
+        if 2 * count + 2 > len(table):
             self._table = array("l", [-1]) * (2 * len(self._table))
             mask = len(self._table) - 1
             for n, value in enumerate(self._hashes):
