@@ -66,7 +66,7 @@ def test_overlapping_thin_case(tmp_path: Path, make_case: Any) -> None:
     seg = check_highdicom(path, heads, grid, expected)
     both = [n for n, m in by_number.items() if (m & by_number[1]).any() and n != 1]
     assert both, "the casegen --overlap instances should overlap, and stay overlapping"
-    assert seg.SegmentationType == "BINARY" and seg.Modality == "SEG"
+    assert seg.SegmentationType == "BINARY" and seg.Modality == "SEG" and seg.SegmentsOverlap == "YES"
     assert seg.StudyInstanceUID == heads[0].StudyInstanceUID
     assert seg.FrameOfReferenceUID == heads[0].FrameOfReferenceUID
     # only frames with a segment: one frame per (segment, slice) that holds it

@@ -136,6 +136,26 @@ def _stacked(found: list[tuple[int, Any]], frames: tuple[int, int, int], count: 
     return stack
 
 
+def _overlapping(hd: Any) -> Any:
+    """highdicom's Segmentation for a stack of segments that overlap (:func:`_stacked`, made only when they do).
+    highdicom finds that out itself by summing the stack over its segments into a 64-bit array, 8 bytes per
+    voxel of the frames, more than the stack and its frames together; here it is told. Any other array takes
+    highdicom's own checks."""
+
+    import numpy as np
+
+    class Overlapping(hd.seg.Segmentation):  # type: ignore[misc]
+        @classmethod
+        def _check_and_cast_pixel_array(cls, pixel_array: Any, *args: Any, **kwargs: Any) -> Any:
+            segment_numbers = args[0] if args else kwargs.get("segment_numbers")
+            if isinstance(pixel_array, np.ndarray) and pixel_array.dtype == np.bool_ and pixel_array.ndim == 4 and \
+                    segment_numbers is not None and pixel_array.shape[-1] == len(segment_numbers):
+                return pixel_array, hd.seg.SegmentsOverlapValues.YES
+            return super()._check_and_cast_pixel_array(pixel_array, *args, **kwargs)
+
+    return Overlapping
+
+
 def build(task: labelport.Task, series: labelport.Series, label_map: labelport.LabelMap,
           dicom: labelport.DicomSeries, align: labelport.Alignment, segments: list[_Segment], opts: Options,
           ctx: labelport.WriterContext) -> Any:
@@ -211,7 +231,7 @@ def build(task: labelport.Task, series: labelport.Series, label_map: labelport.L
             # an identifier copied longer than its VR is reported once, by copy_identity, not by every setter
             warnings.filterwarnings("ignore", message="The value length .* exceeds the maximum length",
                                     category=UserWarning)
-            seg = hd.seg.Segmentation(**arguments)
+            seg = (_overlapping(hd) if array.ndim == 4 else hd.seg.Segmentation)(**arguments)
     except ModuleNotFoundError as exc:  # an encoder for the chosen compression
         raise labelport.WriterError(f"compression={opts.compression}: {exc}") from None
     except (AttributeError, ValueError, TypeError) as exc:
