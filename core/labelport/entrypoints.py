@@ -58,9 +58,12 @@ def _name_and_version(folder: str) -> tuple[str, str]:
 
 
 def find_entry_points(group: str) -> list[EntryPoint]:
-    """Every entry point of ``group``, sorted by name."""
+    """Every entry point of ``group``, sorted by name. A distribution's name is read from its folder's name to
+    tell which comes first on ``sys.path``; its metadata and its entry points are parsed only when its
+    ``entry_points.txt`` names the group (most distributions have none)."""
     found: list[EntryPoint] = []
     seen: set[str] = set()
+    header = f"[{group}]".encode()
     for entry in sys.path:
         try:
             names = sorted(os.listdir(entry or "."))
@@ -69,12 +72,17 @@ def find_entry_points(group: str) -> list[EntryPoint]:
         for folder_name in names:
             if not folder_name.endswith((".dist-info", ".egg-info")):
                 continue
-            folder = os.path.join(entry or ".", folder_name)
-            package, version = _name_and_version(folder)
-            key = re.sub(r"[-_.]+", "-", package).lower()
+            key = re.sub(r"[-_.]+", "-", folder_name.rsplit(".", 1)[0].partition("-")[0]).lower()
             if key in seen:
                 continue
             seen.add(key)
+            folder = os.path.join(entry or ".", folder_name)
+            try:
+                with open(os.path.join(folder, "entry_points.txt"), "rb") as f:
+                    if header not in f.read():
+                        continue
+            except OSError:
+                continue
             parser = configparser.RawConfigParser(delimiters=("=",))
             parser.optionxform = str  # type: ignore[assignment,method-assign]  # names are case-sensitive
             try:
@@ -82,5 +90,6 @@ def find_entry_points(group: str) -> list[EntryPoint]:
             except (configparser.Error, UnicodeDecodeError):
                 continue
             if parser.has_section(group):
+                package, version = _name_and_version(folder)
                 found += [EntryPoint(name, value, package, version) for name, value in parser.items(group)]
     return sorted(found, key=lambda ep: ep.name)
