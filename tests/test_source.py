@@ -185,6 +185,26 @@ def test_series_without_label_map_and_empty_map(demo: Path) -> None:
     task.check()
 
 
+def test_files_under_a_missing_folder_are_missing_without_asking_the_disk(tmp_path: Path, monkeypatch: Any) -> None:
+    """Once ``images/`` is found missing, the image folders of later tasks under it are not listed; files are
+    found as before everywhere else, a file where a folder should be included."""
+    (tmp_path / "tasks.json").write_text("[]")
+    (tmp_path / "segmentations" / "b").mkdir(parents=True)
+    (tmp_path / "segmentations" / "b" / "x.nii.gz").write_bytes(b"")
+    (tmp_path / "notes").write_bytes(b"")
+    source = LocalExport(tmp_path)
+    listed: list[str] = []
+    scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda path: listed.append(path) or scandir(path))
+    assert source.find("images/a/CT/0.dcm") is None and listed  # found missing (and its parents with it)
+    listed.clear()
+    assert [source.find(f"images/{n}/CT/{k}.dcm") for n in "bcd" for k in range(3)] == [None] * 9
+    assert listed == []
+    assert source.find("segmentations/b/x.nii.gz") == str(tmp_path / "segmentations" / "b" / "x.nii.gz")
+    assert source.find("notes/a/x.dcm") is None and source.find("notes/b/x.dcm") is None
+    assert source.find("segmentations/b/y.nii.gz") is None
+
+
 def test_zero_vox_offset_means_right_after_the_header(tmp_path: Path) -> None:
     data = (np.arange(60, dtype=np.uint8) % 4).reshape(5, 4, 3, order="F")
     header = nib.Nifti1Header()

@@ -22,27 +22,26 @@ class TextSet:
         self._text = bytearray()
         self._ends = array("q")  # where each string ends in _text
         self._hashes = array("q")  # each string's hash
-        self._table = array("l", [-1]) * 8  # a string's number, or -1 for an empty slot
+        self._table = array("i", [-1]) * 8  # a string's number, or -1 for an empty slot
         for item in items:
             self.add(item)
 
-    def _slot(self, encoded: bytes, hashed: int) -> int:
-        """The slot that holds ``encoded``, or the empty one where it would go."""
-        table, hashes, mask = self._table, self._hashes, len(self._table) - 1
+    def _find(self, encoded: bytes, hashed: int) -> int:
+        """The slot that holds ``encoded``, or the empty one where it would go (the lookups are written out
+        here, not in helpers: this runs for every task of an export)."""
+        table, hashes, ends, text = self._table, self._hashes, self._ends, self._text
+        mask = len(table) - 1
         slot = hashed & mask
-        while True:
-            n = table[slot]
-            if n < 0 or (hashes[n] == hashed and self._bytes(n) == encoded):
-                return slot
+        n = table[slot]
+        while n >= 0 and not (hashes[n] == hashed and text[ends[n - 1] if n else 0:ends[n]] == encoded):
             slot = (slot + 1) & mask
-
-    def _bytes(self, n: int) -> bytes:
-        return bytes(self._text[self._ends[n - 1] if n else 0:self._ends[n]])
+            n = table[slot]
+        return slot
 
     def add(self, item: str) -> bool:
         """Add ``item``; whether it was new."""
         encoded, hashed = item.encode("utf-8", "surrogatepass"), hash(item)
-        slot = self._slot(encoded, hashed)
+        slot = self._find(encoded, hashed)
         table, count = self._table, len(self._ends)
         if table[slot] >= 0:
             return False
@@ -51,19 +50,23 @@ class TextSet:
         self._ends.append(len(self._text))
         self._hashes.append(hashed)
         if 2 * count + 2 > len(table):
-            self._table = array("l", [-1]) * (2 * len(self._table))
-            mask = len(self._table) - 1
+            table = array("i", [-1]) * (2 * len(table))
+            mask = len(table) - 1
             for n, value in enumerate(self._hashes):
                 slot = value & mask
-                while self._table[slot] >= 0:
+                while table[slot] >= 0:
                     slot = (slot + 1) & mask
-                self._table[slot] = n
+                table[slot] = n
+            self._table = table
         return True
 
     def __contains__(self, item: object) -> bool:
         if not isinstance(item, str):
             return False
-        return self._table[self._slot(item.encode("utf-8", "surrogatepass"), hash(item))] >= 0
+        return self._table[self._find(item.encode("utf-8", "surrogatepass"), hash(item))] >= 0
+
+    def _bytes(self, n: int) -> bytes:
+        return bytes(self._text[self._ends[n - 1] if n else 0:self._ends[n]])
 
     def __len__(self) -> int:
         return len(self._ends)

@@ -81,6 +81,7 @@ class LocalExport(Source):
         self._real_root = os.path.realpath(self.root)
         self._folders: dict[str, bool] = {}  # folder -> whether it resolves inside the export folder
         self._files: dict[str, dict[str, bool]] = {}  # folder -> its files (see _listing)
+        self._missing: dict[str, None] = {}  # folders found not to exist (see _in_missing)
         # a tasks.json folder -> where its files are (see _index), and the folders not listed yet
         self._places: dict[str, tuple[dict[str, str], list[str]]] = {}
         self.allow_outside_paths = allow_outside_paths
@@ -96,6 +97,7 @@ class LocalExport(Source):
         """Worker processes open tasks from their records: the full record list stays here."""
         state = dict(self.__dict__)
         state["_records"], state["_heads"], state["_files"], state["_places"] = None, Heads(), {}, {}
+        state["_missing"] = {}
         return state
 
     def _taxonomy(self, path: Path | None) -> Taxonomy:
@@ -305,13 +307,32 @@ class LocalExport(Source):
         """The files of a folder, each with whether it is a symbolic link (from the directory entries)."""
         files = self._files.get(folder)
         if files is None:
-            try:
-                with os.scandir(folder or ".") as entries:
-                    files = {e.name: e.is_symlink() for e in entries if e.is_file()}
-            except OSError:  # no such folder, or not a folder, or not readable: as isfile says
-                files = {}
+            files = {}
+            if not self._in_missing(folder):
+                try:
+                    with os.scandir(folder or ".") as entries:
+                        files = {e.name: e.is_symlink() for e in entries if e.is_file()}
+                except FileNotFoundError:
+                    self._missing_from(folder)
+                except OSError:  # not a folder, or not readable: as isfile says
+                    pass
             _remember(self._files, folder, files)
         return files
+
+    def _in_missing(self, folder: str) -> bool:
+        """Whether a folder, or one it is in, is known not to exist (every task of an export without images
+        names a folder of its own under the missing ``images``: nothing is asked of the disk for it)."""
+        while folder:
+            if folder in self._missing:
+                return True
+            folder = folder.rpartition(os.sep)[0]
+        return False
+
+    def _missing_from(self, folder: str) -> None:
+        """Note the folders, from ``folder`` (just found missing) up, that do not exist."""
+        while folder and folder not in self._missing and not os.path.isdir(folder):
+            _remember(self._missing, folder, None)
+            folder = folder.rpartition(os.sep)[0]
 
     def _within(self, path: str) -> bool:
         return os.path.realpath(path).startswith(self._real_root + os.sep)
