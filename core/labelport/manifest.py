@@ -384,7 +384,7 @@ class Manifest:
             self._stale(json.loads(row[0]))
             self._db.execute("DELETE FROM task WHERE key = ?", (task_id,))
 
-    def reorder(self, order: Sequence[str]) -> None:
+    def reorder(self, order: Collection[str]) -> None:
         """Put the tasks in ``order`` (keys missing from it keep their places after it)."""
         held = (key for (key,) in self._db.execute("SELECT key FROM task ORDER BY pos"))
         if all(a == b for a, b in itertools.zip_longest(order, held)):  # as they are (looked at one by one)

@@ -534,7 +534,6 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
             raise
     folders = _Folders(src.listing(), src.streams_all, lambda: {k: f for m in manifests.values()
                                                                for k, f in m.folders().items()})
-    order: list[str] = []  # the tasks of this run, in source order
     total = src.count()
     # reference mode: items are paths from each writer root to the source, so where the roots are counts
     where = {n: os.path.abspath(r) if settings.images == "reference" else "" for n, r in roots.items()}
@@ -550,7 +549,6 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
         while flushed in pending and (not pending[flushed].todo or flushed in runner.done):
             slot = pending.pop(flushed)
             done = _finish(slot, runner.done.pop(flushed, None), names, manifests, report)
-            order.append(slot.key)
             flushed += 1
             notify(flushed, total, done)
 
@@ -579,7 +577,6 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
             if dry_run:  # what would happen, counted: nothing runs and nothing is recorded
                 for n in names:
                     (report.unchanged if n in reused else report.written)[n] += 1
-                order.append(key)
                 flushed += 1
                 notify(flushed, total, TaskDone(ref.label, ref.task_id, tuple(n for n in names if n not in reused),
                                                 tuple(n for n in names if n in reused)))
@@ -613,9 +610,11 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
     runner.close()
     if dry_run:
         return
-    # no filter left a task out: each task of the source (by key, or by id) is one of this run's (which are
-    # all among the source's keys)
-    complete = present is not None and (len(order) if keys is not None else sum(key in present for key in order)
+    # the keys handed out, in source order: those of this run's tasks, and for a source that lists itself those
+    # of all its tasks (which were all this run's when it saw as many); no filter left one out when every task
+    # of the source (by key, or by id) is one of this run's
+    order = folders.keys.given
+    complete = present is not None and (flushed if keys is not None else sum(key in present for key in order)
                                         ) == len(present)
     for info, opts in chosen:
         manifest = manifests[info.name]
