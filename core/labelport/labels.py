@@ -85,6 +85,13 @@ class LabelViews:
             return self.series.label_map.extent
         return nonzero_extent(self.array)
 
+    def _top(self, crop: np.ndarray) -> int:
+        """The largest value of ``crop``, the array inside its non-zero extent: the label map's own, which the
+        label check found, when it is positive (then it lies inside the extent)."""
+        if self._own and self.series.label_map is not None and self.series.label_map.top > 0:
+            return self.series.label_map.top
+        return int(crop.max())
+
     @cached_property
     def boxes(self) -> dict[int, Box]:
         """Bounding box of every non-zero voxel value present (one pass over the non-zero extent)."""
@@ -98,7 +105,7 @@ class LabelViews:
         def shifted(box: tuple[slice, ...]) -> Box:
             return tuple(slice(b.start + o, b.stop + o) for b, o in zip(box, offset))  # type: ignore[return-value]
 
-        top = int(crop.max())
+        top = self._top(crop)
         if top < _LUT_LIMIT:
             found = ndimage.find_objects(crop, max_label=top)
             return {v + 1: shifted(b) for v, b in enumerate(found) if b is not None}
@@ -154,7 +161,7 @@ class LabelViews:
         if self.extent is None:
             return out
         crop = self.array[self.extent]
-        top = int(crop.max())
+        top = self._top(crop)
         if top < _LUT_LIMIT:
             lut = np.zeros(top + 1, dtype=dtype)
             for value, target in mapping.items():

@@ -210,6 +210,14 @@ class LabelMap:
         return self.cache["extent"]  # type: ignore[no-any-return]
 
     @property
+    def top(self) -> int:
+        """The largest voxel value, 0 for an empty array (computed once: the label check and the views share
+        it)."""
+        if "top" not in self.cache:
+            self.cache["top"] = int(self.array.max()) if self.array.size else 0
+        return self.cache["top"]  # type: ignore[no-any-return]
+
+    @property
     def values(self) -> np.ndarray:
         """The sorted distinct voxel values present, 0 included when there is background (computed once)."""
         if "values" not in self.cache:
@@ -278,7 +286,7 @@ class Series:
             return []
         known = set(self.segments) | set(self.overlap_groups) | {0}
         array = self.label_map.array
-        top = int(array.max()) if array.size else 0  # one fast pass: when 0..top are all known, nothing is unknown
+        top = self.label_map.top  # one fast pass: when 0..top are all known, nothing is unknown
         signed = array.dtype.kind == "i" and array.size and int(array.min()) < 0
         if not signed and top < len(known) and known.issuperset(range(top + 1)):
             return []
