@@ -1,9 +1,10 @@
-"""A set of strings in a few flat buffers, for what an export remembers of every task of a large project (the
-task ids and folder names it has handed out): about 50 bytes a 20-character string, against about 110 in a
-``set``, and no object per string that reference counting would touch.
+"""Strings kept in a few flat buffers, for what an export remembers of every task of a large project (record
+heads, the task ids and folder names it has handed out): no object per string that reference counting would
+touch, and about a third of the memory of Python strings in a list or a set.
 
-The strings are UTF-8 text in one buffer; an open-addressing table (linear probing, at most half full) holds
-their numbers, found by hash and confirmed by text.
+:class:`TextList` holds the strings as UTF-8 text in one buffer with the offsets where each ends;
+:class:`TextSet` adds an open-addressing table (linear probing, at most half full) that finds a string's
+number by hash, confirmed by its text.
 """
 
 from __future__ import annotations
@@ -12,42 +13,76 @@ from array import array
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-__all__ = ["TextSet"]
+__all__ = ["TextList", "TextSet"]
+
+
+def _encoded(item: str) -> bytes:
+    return item.encode("utf-8", "surrogatepass")  # any str, lone surrogates included
+
+
+class TextList:
+    """A list of strings that only grows (``append``, ``[n]``, ``len``, iteration)."""
+
+    def __init__(self) -> None:
+        self._text = bytearray()
+        self._ends = array("q")  # where each string ends in _text
+
+    def append(self, item: str) -> None:
+        self.append_encoded(_encoded(item))
+
+    def append_encoded(self, encoded: bytes) -> None:
+        self._text += encoded
+        self._ends.append(len(self._text))
+
+    def encoded(self, n: int) -> bytearray:
+        """String ``n`` (0 <= n < len) as UTF-8."""
+        return self._text[self._ends[n - 1] if n else 0:self._ends[n]]
+
+    def __getitem__(self, n: int) -> str:
+        if not -len(self) <= n < len(self):
+            raise IndexError(n)
+        return self.encoded(n % len(self)).decode("utf-8", "surrogatepass")
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def __iter__(self) -> Iterator[str]:
+        text, start = self._text, 0
+        for end in self._ends:
+            yield text[start:end].decode("utf-8", "surrogatepass")
+            start = end
 
 
 class TextSet:
     """A set of strings (``add``, ``in``, ``len``, iteration in the order they were added)."""
 
     def __init__(self, items: Iterable[str] = ()) -> None:
-        self._text = bytearray()
-        self._ends = array("q")  # where each string ends in _text
+        self._items = TextList()
         self._hashes = array("q")  # each string's hash
         self._table = array("i", [-1]) * 8  # a string's number, or -1 for an empty slot
         for item in items:
             self.add(item)
 
     def _find(self, encoded: bytes, hashed: int) -> int:
-        """The slot that holds ``encoded``, or the empty one where it would go (the lookups are written out
-        here, not in helpers: this runs for every task of an export)."""
-        table, hashes, ends, text = self._table, self._hashes, self._ends, self._text
+        """The slot that holds ``encoded``, or the empty one where it would go."""
+        table, hashes, items = self._table, self._hashes, self._items
         mask = len(table) - 1
         slot = hashed & mask
         n = table[slot]
-        while n >= 0 and not (hashes[n] == hashed and text[ends[n - 1] if n else 0:ends[n]] == encoded):
+        while n >= 0 and not (hashes[n] == hashed and items.encoded(n) == encoded):
             slot = (slot + 1) & mask
             n = table[slot]
         return slot
 
     def add(self, item: str) -> bool:
         """Add ``item``; whether it was new."""
-        encoded, hashed = item.encode("utf-8", "surrogatepass"), hash(item)
+        encoded, hashed = _encoded(item), hash(item)
         slot = self._find(encoded, hashed)
-        table, count = self._table, len(self._ends)
+        table, count = self._table, len(self._items)
         if table[slot] >= 0:
             return False
         table[slot] = count
-        self._text += encoded
-        self._ends.append(len(self._text))
+        self._items.append_encoded(encoded)
         self._hashes.append(hashed)
         if 2 * count + 2 > len(table):
             table = array("i", [-1]) * (2 * len(table))
@@ -63,16 +98,13 @@ class TextSet:
     def __contains__(self, item: object) -> bool:
         if not isinstance(item, str):
             return False
-        return self._table[self._find(item.encode("utf-8", "surrogatepass"), hash(item))] >= 0
-
-    def _bytes(self, n: int) -> bytes:
-        return bytes(self._text[self._ends[n - 1] if n else 0:self._ends[n]])
+        return self._table[self._find(_encoded(item), hash(item))] >= 0
 
     def __len__(self) -> int:
-        return len(self._ends)
+        return len(self._items)
 
     def __iter__(self) -> Iterator[str]:
-        return (self._bytes(n).decode("utf-8", "surrogatepass") for n in range(len(self._ends)))
+        return iter(self._items)
 
     def __reduce__(self) -> tuple[Any, ...]:  # hashes differ between processes: rebuilt from the strings
         return TextSet, (list(self),)

@@ -27,6 +27,7 @@ from typing import Any, BinaryIO, NamedTuple
 import msgspec
 
 from ..errors import SourceError
+from ..textset import TextList
 from .records import record_categories
 from .taxonomy import category_name
 
@@ -98,13 +99,12 @@ class Head(NamedTuple):
 class Heads:
     """The heads of a file's records, packed: an object per record would take about 400 bytes, kept for the
     whole export and shared with forked worker processes until reference counts copy its pages. Here the
-    task id and name of each record are UTF-8 text in one buffer and its stage is a number (about 60 bytes a
-    record, in three objects); a record whose head is not an id, a name and a stage as strings is kept as it
-    is. Items are made when read."""
+    task ids and names are two :class:`~labelport.textset.TextList` and each stage is a number (about 60 bytes a
+    record, in a few large objects); a record whose head is not an id, a name and a stage as strings is kept as
+    it is. Items are made when read."""
 
     def __init__(self) -> None:
-        self._text = bytearray()  # each record's task id, then its name
-        self._ends = array("q")  # where each record's task id and name end in _text
+        self._ids, self._names = TextList(), TextList()  # ("" for the records kept as they are)
         self._stages = array("l")  # each record's stage, as its place in _stage_names
         self._stage_names: list[str | None] = []
         self._stage_at: dict[str | None, int] = {}
@@ -117,14 +117,11 @@ class Heads:
             if at is None:
                 at = self._stage_at[stage] = len(self._stage_names)
                 self._stage_names.append(stage)
-            self._text += task_id.encode("utf-8", "surrogatepass")
-            self._ends.append(len(self._text))
-            self._text += name.encode("utf-8", "surrogatepass")
         else:
-            at = 0
+            task_id, name, at = "", "", 0
             self._odd[len(self._stages)] = head
-            self._ends.append(len(self._text))
-        self._ends.append(len(self._text))
+        self._ids.append(task_id)
+        self._names.append(name)
         self._stages.append(at)
 
     def __len__(self) -> int:
@@ -134,23 +131,13 @@ class Heads:
         if not -len(self) <= index < len(self):
             raise IndexError(index)
         index %= len(self)
-        odd = self._odd.get(index)
-        if odd is not None:
-            return odd
-        start = self._ends[2 * index - 1] if index else 0
-        middle, end = self._ends[2 * index], self._ends[2 * index + 1]
-        return Head(True, self._text[start:middle].decode("utf-8", "surrogatepass"),
-                    self._text[middle:end].decode("utf-8", "surrogatepass"), self._stage_names[self._stages[index]])
+        return self._odd.get(index) or Head(True, self._ids[index], self._names[index],
+                                            self._stage_names[self._stages[index]])
 
     def __iter__(self) -> Iterator[Head]:
-        text, ends, stages, names, odd = self._text, self._ends, self._stages, self._stage_names, self._odd
-        start = 0
-        for index, stage in enumerate(stages):
-            middle, end = ends[2 * index], ends[2 * index + 1]
-            head = odd.get(index) if odd else None
-            yield head or Head(True, text[start:middle].decode("utf-8", "surrogatepass"),
-                               text[middle:end].decode("utf-8", "surrogatepass"), names[stage])
-            start = end
+        names, odd = self._stage_names, self._odd
+        for index, (task_id, name, stage) in enumerate(zip(self._ids, self._names, self._stages)):
+            yield (odd.get(index) if odd else None) or Head(True, task_id, name, names[stage])
 
 
 class _Entry(msgspec.Struct):
