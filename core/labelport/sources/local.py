@@ -238,8 +238,10 @@ class LocalExport(Source):
         return [find(p) or Missing(p) for p in labels], [find(p) or Missing(p) for p in images]
 
     def missing_task_ids(self) -> list[str]:
-        present = self.all_task_ids() if self.filter.task_ids else ()
-        return sorted(i for i in self.filter.task_ids if i not in present)
+        wanted = set(self.filter.task_ids)  # (a few: the heads are looked at, not collected)
+        if wanted:
+            wanted.difference_update(str(h.task_id) for h in self._heads if h.is_object)
+        return sorted(wanted)
 
     def open(self, ref: TaskRef) -> Task:
         return task_from_record(ref.record, self.taxonomy, self.resolve, read_label_nifti, self.find,
