@@ -21,6 +21,7 @@ no file.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -136,6 +137,7 @@ def _stacked(found: list[tuple[int, Any]], frames: tuple[int, int, int], count: 
     return stack
 
 
+@functools.cache
 def _overlapping(hd: Any) -> Any:
     """highdicom's Segmentation for a stack of segments that overlap (:func:`_stacked`, made only when they do).
     highdicom finds that out itself by summing the stack over its segments into a 64-bit array, 8 bytes per
