@@ -90,6 +90,32 @@ def project(request: pytest.FixtureRequest, demo: Path, tmp_path: Path, make_cas
     return make_case(tmp_path / request.param, flag, "--shape", "64", "56", "24", "--dtype", "uint8", "--tasks", "2")
 
 
+# -- the label map's extent and largest value ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_extent_and_largest_value_match_a_direct_search(seed: int) -> None:
+    """``LabelMap.extent`` and ``top`` (one pass over the k slices, then an 8-byte-wide OR of the occupied
+    ones) against ``np.argwhere`` and ``max``, over dtypes, orders and shapes whose slices are not a multiple of 8
+    bytes, negative values included."""
+    from labelport.model import LabelMap, LabelVolume
+
+    rng = np.random.default_rng(seed)
+    for _ in range(300):
+        shape = tuple(int(n) for n in rng.integers(1, 10, 3))
+        dtype = np.dtype(rng.choice(["uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64"]))
+        array = np.zeros(shape, dtype)
+        for _ in range(rng.integers(0, 4)):
+            array[tuple(rng.integers(0, n) for n in shape)] = rng.integers(-3 if dtype.kind == "i" else 1, 5)
+        array = np.asfortranarray(array) if rng.random() < 0.7 else np.ascontiguousarray(array)
+        label_map = LabelMap("a.nii.gz", lambda _, a=array: LabelVolume(a, np.eye(4), None))
+        found = np.argwhere(array != 0)
+        expected = tuple(slice(int(a), int(b) + 1) for a, b in zip(found.min(0), found.max(0))) if found.size \
+            else None
+        assert label_map.extent == expected, (shape, dtype, array.flags.f_contiguous)
+        assert label_map.top == int(array.max())
+
+
 # -- semantic-nifti ----------------------------------------------------------------------------------------
 
 
@@ -381,6 +407,22 @@ def test_mhd(project: Path, tmp_path: Path) -> None:
         assert np.allclose(image.TransformIndexToPhysicalPoint(corner), same.TransformIndexToPhysicalPoint(corner),
                            atol=1e-3)
         assert dst["segmentMap"] == {k: {**v, "mask": header} for k, v in src["segmentMap"].items()}
+
+
+@pytest.mark.parametrize("size", [0, 1, (32 << 20) - 1, (32 << 20) + 1, (64 << 20) + 3])
+def test_mhd_zlib_stream_deflated_in_pieces_is_one_valid_stream(size: int) -> None:
+    """Pieces deflated on threads and joined (with the Adler-32 combined from theirs) read back with zlib, which
+    checks the stream's structure and its checksum, byte for byte, whatever side of a piece's end data lies."""
+    import zlib
+
+    from labelport_writers.mhd import zlib_stream
+
+    data = bytearray(size)
+    for at in np.random.default_rng(size).integers(0, max(size, 1), 64 if size else 0):
+        data[int(at)] = int(at) % 251 + 1
+    stream = zlib_stream(memoryview(bytes(data)))
+    assert zlib.decompress(stream) == data
+    assert stream[-4:] == zlib.adler32(data).to_bytes(4, "big")
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "uint16", "int32"])
