@@ -330,9 +330,10 @@ def test_start_up_imports_only_what_the_command_needs() -> None:
     assert callable(labelport.export) and labelport.export.__module__ == "labelport.pipeline"
     code = ("import sys\nfrom labelport.cli import cli\ntry:\n    cli(['writers'], prog_name='labelport')\n"
             "except SystemExit:\n    pass\nprint(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('numpy', 'nibabel', 'msgspec', 'labelport_writers')), file=sys.stderr)")
+            "('numpy', 'nibabel', 'msgspec', 'labelport_writers', 'logging', 'configparser')), file=sys.stderr)")
     listing = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     imported = set(ast.literal_eval(listing.stderr.strip().splitlines()[-1]))
     assert listing.returncode == 0 and "nnunet" in listing.stdout
     assert "labelport_writers.nifti" in imported
     assert not imported & {"numpy", "nibabel", "msgspec"}, "listing the writers loads none of them"
+    assert not imported & {"logging", "configparser"}, "nor logging, nor a parser for entry points no package has"

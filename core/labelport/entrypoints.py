@@ -8,7 +8,6 @@ The rules follow importlib.metadata: distributions are ``*.dist-info`` / ``*.egg
 
 from __future__ import annotations
 
-import configparser
 import importlib
 import os
 import re
@@ -83,6 +82,8 @@ def find_entry_points(group: str) -> list[EntryPoint]:
                         continue
             except OSError:
                 continue
+            import configparser  # (only for the few distributions that name the group)
+
             parser = configparser.RawConfigParser(delimiters=("=",))
             parser.optionxform = str  # type: ignore[assignment,method-assign]  # names are case-sensitive
             try:

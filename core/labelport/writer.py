@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import re
 import sys
@@ -122,6 +123,13 @@ def _class_body(cls: type) -> list[str]:
     return []
 
 
+@functools.cache
+def _option_types(options: type) -> dict[str, Any]:
+    """Each field of an options dataclass with its type (its annotations resolved once per class)."""
+    hints = typing.get_type_hints(options)
+    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(options)}
+
+
 @dataclass(frozen=True)
 class WriterSpec:
     """A writer, as a plugin registers it (validated on creation).
@@ -174,8 +182,7 @@ class WriterSpec:
                               "convert (bool, int, float, str, Literal[...], or one of them | None)")
 
     def option_types(self) -> dict[str, Any]:
-        hints = typing.get_type_hints(self.options)
-        return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(self.options)}
+        return dict(_option_types(self.options))
 
     def parse_options(self, values: Mapping[str, Any] | None = None) -> Any:
         """An options instance from ``values`` (strings from the CLI or Python values), checked by type."""
