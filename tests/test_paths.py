@@ -53,10 +53,16 @@ def test_unique_names_case_insensitive() -> None:
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_a_text_set_is_a_set_of_strings(seed: int) -> None:
+@pytest.mark.parametrize("wide", [False, True])
+def test_a_text_set_is_a_set_of_strings(seed: int, wide: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """TextSet against Python's set, over random adds and look-ups of strings that share prefixes, differ in
-    case or only in a lone surrogate, and are empty, through several growths of its table and a pickle."""
+    case or only in a lone surrogate, and are empty, through several growths of its table and a pickle; ``wide``:
+    its text passes the largest offset a 32-bit end holds (made 50 bytes here) part way."""
+    from labelport import textset
     from labelport.textset import TextSet
+
+    if wide:
+        monkeypatch.setattr(textset, "_LARGEST", 50)
 
     rng = random.Random(seed)
     pool = ["", "a", "A", "ab", "a\0", "é", "\ud800", "\ud800x", "名前", "\U0001f600"] + \
@@ -71,6 +77,7 @@ def test_a_text_set_is_a_set_of_strings(seed: int) -> None:
             order += [item] if new else []
         assert (item in got) == (item in expected) and (item.upper() in got) == (item.upper() in expected)
     assert len(got) == len(expected) and list(got) == order
+    assert got._items._ends.typecode == ("q" if wide else "I")
     assert 5 not in got and None not in got
     again = pickle.loads(pickle.dumps(got))
     assert list(again) == order and all(item in again for item in order) and "nope" not in again

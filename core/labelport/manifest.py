@@ -46,6 +46,7 @@ CREATE INDEX IF NOT EXISTS task_pos ON task (pos);
 CREATE TABLE IF NOT EXISTS stale (path TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
+_CACHE_KB = 256  # SQLite's page cache per manifest
 _VERSION = 4  # PRAGMA user_version; manifest.json was version 2; 3 had no inputs column
 
 
@@ -216,6 +217,9 @@ class Manifest:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # a commit survives the process; power loss may undo the last
+            # a few pages suffice: rows are written in key order batches and read once each, and the kernel
+            # caches the file; SQLite's default (2 MB) made memory grow with the project
+            db.execute(f"PRAGMA cache_size = -{_CACHE_KB}")
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version == 3:
                 db.executescript(f"ALTER TABLE task ADD COLUMN inputs TEXT NOT NULL DEFAULT '';"
