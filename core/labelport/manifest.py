@@ -281,9 +281,9 @@ class Manifest:
     def __len__(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM task").fetchone()[0])
 
-    def task_keys(self) -> list[str]:
-        """The tasks' keys, in tasks.json order."""
-        return [key for (key,) in self._db.execute("SELECT key FROM task ORDER BY pos")]
+    def task_keys(self) -> Iterator[str]:
+        """The tasks' keys, in tasks.json order, read as they are used (change nothing until they all are)."""
+        return (key for (key,) in self._db.execute("SELECT key FROM task ORDER BY pos"))
 
     def folders(self) -> dict[str, str]:
         """Each task's folder (tasks that have one)."""
@@ -390,10 +390,9 @@ class Manifest:
 
     def reorder(self, order: Collection[str]) -> None:
         """Put the tasks in ``order`` (keys missing from it keep their places after it)."""
-        held = (key for (key,) in self._db.execute("SELECT key FROM task ORDER BY pos"))
-        if all(a == b for a, b in itertools.zip_longest(order, held)):  # as they are (looked at one by one)
+        if all(a == b for a, b in itertools.zip_longest(order, self.task_keys())):  # as they are (looked at one by one)
             return
-        keys = self.task_keys()
+        keys = list(self.task_keys())
         place = {key: n for n, key in enumerate(order)}
         wanted = sorted(keys, key=lambda k: (0, place[k]) if k in place else (1, 0))
         if wanted != keys:

@@ -105,7 +105,7 @@ class Heads:
 
     def __init__(self) -> None:
         self._ids, self._names = TextList(), TextList()  # ("" for the records kept as they are)
-        self._stages = array("l")  # each record's stage, as its place in _stage_names
+        self._stages = array("i")  # each record's stage, as its place in _stage_names
         self._stage_names: list[str | None] = []
         self._stage_at: dict[str | None, int] = {}
         self._odd: dict[int, Head] = {}  # the records whose heads are kept as they are
