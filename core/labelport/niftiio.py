@@ -22,7 +22,9 @@ __all__ = ["DEFAULT_LABEL_MEMORY", "read_label_nifti", "write_nifti"]
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-_CHUNK = 4 << 20  # read in pieces: one allocation of the final size, no growing buffer
+# read in pieces: one allocation of the final size, no growing buffer; each piece small enough to stay in the CPU
+# cache on its way from the inflater into the array (at 4 MiB, reading 105 MB took about 10 ms longer)
+_CHUNK = 512 << 10
 
 
 @contextlib.contextmanager
