@@ -115,6 +115,45 @@ def test_other_encodings(tmp_path: Path) -> None:
         labelport.read_label_nifti(str(tmp_path / "4d.nii.gz"))
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_slice_peaks_worked_out_while_reading_are_the_arrays_own(tmp_path: Path, seed: int,
+                                                                  monkeypatch: Any) -> None:
+    """The largest value of each k slice, taken from each piece as it is inflated, against ``slice_peaks`` of the
+    array read, and the label map's largest value and extent from them against numpy: pieces of one slice or
+    many (the piece size made small), slices larger than a piece, one slice, a voxel offset that puts voxels
+    in the header's read, signed values, gzip or not. Maps stored big-endian or scaled are converted, so their
+    peaks are worked out from the array."""
+    from labelport import niftiio
+    from labelport.model import LabelMap, slice_peaks
+
+    rng = np.random.default_rng(seed)
+    monkeypatch.setattr(niftiio, "_CHUNK", int(rng.choice([64, 256, 4096])))
+    for n in range(12):
+        shape = tuple(int(v) for v in rng.integers(1, 9, 3))
+        dtype = np.dtype(str(rng.choice(["uint8", "int8", "uint16", "int16", "int32", "<u2", ">u2", ">i4"])))
+        data = np.zeros(shape, dtype)
+        for _ in range(rng.integers(0, 6)):
+            data[tuple(rng.integers(0, v) for v in shape)] = rng.integers(-4 if dtype.kind == "i" else 1, 9)
+        header = nib.Nifti1Header(endianness=">" if dtype.byteorder == ">" else "<")
+        header.set_data_dtype(dtype)
+        image = nib.Nifti1Image(data, np.diag([2.0, 3.0, 4.0, 1.0]), header=header)
+        if n % 4 == 3:
+            image.header.set_slope_inter(2, 0)
+        path = str(tmp_path / f"m{n}.nii{'.gz' if n % 2 else ''}")
+        nib.save(image, path)
+        volume = niftiio.read_label_nifti(path)
+        assert nib.load(path).header.endianness == (">" if dtype.byteorder == ">" else "<")
+        converted = dtype.byteorder == ">" or n % 4 == 3
+        assert (volume.peaks is None) == converted, (dtype, n)
+        if not converted:
+            assert np.array_equal(volume.peaks, slice_peaks(volume.array)), (shape, dtype)
+        label_map = LabelMap(path, niftiio.read_label_nifti)
+        found = np.argwhere(volume.array != 0)
+        assert label_map.extent == (tuple(slice(int(a), int(b) + 1) for a, b in zip(found.min(0), found.max(0)))
+                                    if found.size else None)
+        assert label_map.top == int(volume.array.max())
+
+
 def test_derived_taxonomy(demo: Path) -> None:
     (demo / "taxonomy.json").unlink()
     src = LocalExport(demo)

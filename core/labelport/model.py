@@ -142,6 +142,8 @@ class LabelVolume:
     array: np.ndarray
     affine: np.ndarray
     header: Any  # nibabel Nifti1Header / Nifti2Header, kept so writers can preserve it
+    #: :func:`slice_peaks` of ``array`` when the reader worked them out on the way (else None)
+    peaks: np.ndarray | None = None
 
 
 def _slice_rows(arr: np.ndarray) -> np.ndarray | None:
@@ -251,7 +253,8 @@ class LabelMap:
     def _peaks(self) -> np.ndarray | None:
         """:func:`slice_peaks` of the array (computed once: the largest value and the extent share the pass)."""
         if "peaks" not in self.cache:
-            self.cache["peaks"] = slice_peaks(self.array)
+            volume = self.load()
+            self.cache["peaks"] = volume.peaks if volume.peaks is not None else slice_peaks(volume.array)
         return self.cache["peaks"]  # type: ignore[no-any-return]
 
     @property

@@ -75,7 +75,8 @@ def read_label_nifti(path: str, expected_shape: tuple[int, ...] | None = None,
 
     The voxel data starts at the header's ``vox_offset``, after any header extensions. 2D maps become
     (i, j, 1); trailing singleton dimensions beyond the third are dropped. Gzip data is decompressed in
-    pieces straight into the array (ISA-L), and its checksum is verified.
+    pieces straight into the array (ISA-L), and its checksum is verified. Each k slice's largest value is taken
+    from the pieces as they arrive (``LabelVolume.peaks``; the label check and the non-zero extent use them).
 
     Nothing is allocated before the header is checked: against ``expected_shape`` (the image grid, when
     known) and against ``limit`` bytes. A file holding more data than its header declares is refused, without
@@ -139,27 +140,39 @@ def _read(stream: io.BufferedIOBase, path: str, expected: tuple[int, ...] | None
     view = memoryview(data.view(np.uint8))  # type: ignore[arg-type]
     view[: max(0, len(prefix) - offset)] = prefix[offset: offset + len(view)]  # voxels already read with the header
     filled = max(0, min(len(view), len(prefix) - offset))
+    # each k slice's largest value (see labelport.model.slice_peaks), taken from every piece while it is in the
+    # CPU cache: the pieces are whole slices
+    plane = shape[0] * shape[1] * dtype.itemsize
+    step = max(plane, _CHUNK // plane * plane) if plane else _CHUNK
+    rows = data.view(f"u{dtype.itemsize}").reshape(shape[2], -1) if dtype.kind in "iu" and data.size else None
+    peaks = np.empty(shape[2], rows.dtype) if rows is not None else None
+    done = 0
     while filled < len(view):
-        got = stream.readinto(view[filled: filled + _CHUNK])
+        got = stream.readinto(view[filled: filled + step])
         if not got:
             raise SourceError(f"label map is truncated: {shape} {dtype.name} needs {offset + len(view)} bytes of "
                               f"NIfTI data, the file holds {offset + filled}", file=path)
         filled += got
+        if rows is not None and peaks is not None and filled // plane > done:
+            rows[done: filled // plane].max(axis=1, out=peaks[done: filled // plane])
+            done = filled // plane
+    if rows is not None and peaks is not None and done < len(peaks):  # (a map read whole with its header)
+        rows[done:].max(axis=1, out=peaks[done:])
     if len(stream.read(_TRAILING + 1)) > _TRAILING:  # reaching the end also verifies the gzip checksum
         raise SourceError(f"label map holds more data than its header declares ({'x'.join(map(str, shape))} "
                           f"{dtype.name})", file=path)
     data = data.reshape(shape, order="F")
-    if not dtype.isnative:
-        data = data.astype(dtype.newbyteorder("="))
+    if not dtype.isnative:  # (the peaks describe the voxels as stored: a converted array has its own)
+        data, peaks = data.astype(dtype.newbyteorder("=")), None
     slope, inter = header.get_slope_inter()
     if (slope is not None and slope != 1) or (inter is not None and inter != 0):
-        data = _as_integer_labels(data * (1.0 if slope is None else slope) + (inter or 0.0), path)
+        data, peaks = _as_integer_labels(data * (1.0 if slope is None else slope) + (inter or 0.0), path), None
     elif data.dtype.kind == "f":
         data = _as_integer_labels(data, path)
     elif data.dtype.kind not in "iu":
         raise SourceError(f"label map has data type {data.dtype}; expected integers", file=path)
     data.flags.writeable = False
-    return LabelVolume(array=data, affine=affine, header=header)
+    return LabelVolume(array=data, affine=affine, header=header, peaks=peaks)
 
 
 def write_nifti(
