@@ -146,7 +146,7 @@ class LabelVolume:
     peaks: np.ndarray | None = None
 
 
-def _slice_rows(arr: np.ndarray) -> np.ndarray | None:
+def slice_rows(arr: np.ndarray) -> np.ndarray | None:
     """The k slices of a 3-D array in NIfTI (Fortran) order as the rows of a 2-D C-ordered view, as unsigned
     integers of the same size (a voxel is non-zero exactly when its unsigned view is); None for other layouts."""
     if arr.ndim != 3 or not arr.size or not arr.flags.f_contiguous or arr.dtype.kind not in "iu" \
@@ -157,10 +157,10 @@ def _slice_rows(arr: np.ndarray) -> np.ndarray | None:
 
 
 def slice_peaks(arr: np.ndarray) -> np.ndarray | None:
-    """The largest value of each k slice of the array's unsigned view (:func:`_slice_rows`), in one pass: a
+    """The largest value of each k slice of the array's unsigned view (:func:`slice_rows`), in one pass: a
     slice holds a non-zero voxel when its peak is positive, and for an unsigned array the largest peak is the
     array's largest value. None for other layouts."""
-    rows = _slice_rows(arr)
+    rows = slice_rows(arr)
     return None if rows is None else rows.max(axis=1)
 
 
@@ -170,7 +170,7 @@ def nonzero_extent(arr: np.ndarray, peaks: np.ndarray | None = None) -> tuple[sl
     of those slices, eight bytes at a time."""
     import numpy as np
 
-    rows = _slice_rows(arr)
+    rows = slice_rows(arr)
     if rows is None:  # any other layout: two passes
         along_k = arr.any(axis=(0, 1))
         ks = np.flatnonzero(along_k)

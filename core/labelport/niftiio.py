@@ -15,7 +15,7 @@ import nibabel as nib
 import numpy as np
 
 from .errors import SourceError
-from .model import LabelVolume
+from .model import LabelVolume, slice_rows
 
 __all__ = ["DEFAULT_LABEL_MEMORY", "read_label_nifti", "write_nifti"]
 
@@ -144,7 +144,7 @@ def _read(stream: io.BufferedIOBase, path: str, expected: tuple[int, ...] | None
     # CPU cache: the pieces are whole slices
     plane = shape[0] * shape[1] * dtype.itemsize
     step = max(plane, _CHUNK // plane * plane) if plane else _CHUNK
-    rows = data.view(f"u{dtype.itemsize}").reshape(shape[2], -1) if dtype.kind in "iu" and data.size else None
+    rows = slice_rows(data.reshape(shape, order="F"))  # (None for a map stored big-endian: it is converted)
     peaks = np.empty(shape[2], rows.dtype) if rows is not None else None
     done = 0
     while filled < len(view):
@@ -162,10 +162,11 @@ def _read(stream: io.BufferedIOBase, path: str, expected: tuple[int, ...] | None
         raise SourceError(f"label map holds more data than its header declares ({'x'.join(map(str, shape))} "
                           f"{dtype.name})", file=path)
     data = data.reshape(shape, order="F")
-    if not dtype.isnative:  # (the peaks describe the voxels as stored: a converted array has its own)
-        data, peaks = data.astype(dtype.newbyteorder("=")), None
+    if not dtype.isnative:
+        data = data.astype(dtype.newbyteorder("="))
     slope, inter = header.get_slope_inter()
     if (slope is not None and slope != 1) or (inter is not None and inter != 0):
+        # (the peaks describe the voxels as stored: the scaled array has its own)
         data, peaks = _as_integer_labels(data * (1.0 if slope is None else slope) + (inter or 0.0), path), None
     elif data.dtype.kind == "f":
         data = _as_integer_labels(data, path)
