@@ -378,6 +378,39 @@ def test_a_second_export_into_the_same_folder_is_refused_naming_the_first(tmp_pa
     assert labelport.export(src, out, ["nifti"]).ok  # released: the next export runs
 
 
+@pytest.mark.skipif(os.name != "posix", reason="processes are told dead by signal 0 on POSIX only")
+def test_the_lock_of_a_killed_export_is_taken_once_its_workers_let_go(tmp_path: Path) -> None:
+    """A killed export's workers hold its lock for a moment after it ended: an export started right away waits
+    for them, and one whose holder is alive is still refused at once."""
+    src = tiny_export(tmp_path / "src", ["a"])
+    out = tmp_path / "out"
+    lock = out / ".labelport" / "lock"
+    lock.parent.mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+
+    def holder(pid: int | str, seconds: float) -> subprocess.Popen[bytes]:  # a process that holds the lock a while
+        held = subprocess.Popen([sys.executable, "-c", f"""import fcntl, json, os, sys, time
+f = open({str(lock)!r}, "a+"); fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+f.truncate(0); f.write(json.dumps({{"pid": {pid}, "since": "then", "command": "export"}})); f.flush()
+print("held", flush=True); time.sleep({seconds})"""], stdout=subprocess.PIPE)
+        assert held.stdout is not None and held.stdout.readline() == b"held\n"
+        return held
+
+    orphan = holder(dead.pid, 0.5)
+    started = time.monotonic()
+    assert labelport.export(src, out, ["nifti"]).ok
+    assert time.monotonic() - started >= 0.3  # it waited for the lock
+    orphan.wait()
+    alive = holder("os.getpid()", 30)  # an export still running
+    try:
+        with pytest.raises(labelport.LabelportError, match="another export is writing into"):
+            labelport.export(src, out, ["nifti"])
+    finally:
+        alive.kill()
+        alive.wait()
+
+
 # -- 6. one malformed record is one failed task ---------------------------------------------------------------
 
 

@@ -98,7 +98,7 @@ class OutputLock:
             handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 (held until release)
         except OSError as exc:
             raise LabelportError(f"cannot lock the output folder ({exc.strerror or exc}): {self.path}") from None
-        if not _try_lock(handle):
+        if not _try_lock(handle) and not _after_dead_holder(handle):
             handle.seek(0)
             holder = _holder(handle.read())
             handle.close()
@@ -126,6 +126,33 @@ class OutputLock:
 
     def __exit__(self, *exc: Any) -> None:
         self.release()
+
+
+_ORPHANS_WAIT = 5.0  # seconds (see _after_dead_holder)
+
+
+def _after_dead_holder(handle: IO[str]) -> bool:
+    """Lock ``handle`` once the worker processes of an export that was killed let go: they hold its lock until
+    they notice that it ended, which takes them a moment. False when the export that holds the lock is alive
+    (or when that cannot be told)."""
+    handle.seek(0)
+    try:
+        pid = int(json.loads(handle.read())["pid"])
+    except (ValueError, KeyError, TypeError):
+        return False
+    deadline = time.monotonic() + _ORPHANS_WAIT
+    while os.name == "posix" and time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:  # gone: its workers end with it
+            time.sleep(0.05)
+            if _try_lock(handle):
+                return True
+        except OSError:
+            return False
+        else:
+            return False
+    return False
 
 
 def _holder(text: str) -> str:
