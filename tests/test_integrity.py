@@ -137,19 +137,22 @@ def test_a_manifest_from_before_sqlite_is_read_once(tmp_path: Path) -> None:
     assert _all_trees(out) == _all_trees(_clean(src, tmp_path / "clean"))
 
 
-def test_a_manifest_of_the_previous_schema_keeps_what_it_knew(tmp_path: Path) -> None:
+@pytest.mark.parametrize("schema", [3, 4])
+def test_a_manifest_of_an_earlier_schema_keeps_what_it_knew(tmp_path: Path, schema: int) -> None:
     src = tiny_export(tmp_path / "src", ["a", "b", "c"])
     out = tmp_path / "out"
     assert labelport.export(src, out, ["nifti"]).ok
     path = out / ".labelport" / "manifest.sqlite"
-    with contextlib.closing(sqlite3.connect(path)) as db:  # as labelport's schema 3 had it: no inputs
-        db.executescript("ALTER TABLE task DROP COLUMN inputs; PRAGMA user_version = 3;")
+    with contextlib.closing(sqlite3.connect(path)) as db:  # schema 4 had no seal; 3 no inputs either
+        db.executescript("DROP TABLE seen; DELETE FROM meta WHERE name = 'seal';"
+                         + ("ALTER TABLE task DROP COLUMN inputs;" if schema == 3 else "")
+                         + f"PRAGMA user_version = {schema};")
     write_records(src, read_records(src)[1:])  # the first task leaves the source: its files are still known
     report = labelport.export(src, out, ["nifti"])
     assert report.ok and report.removed == {"nifti": 1} and report.removed_files == {"nifti": 1}
     assert labelport.export(src, out, ["nifti"]).unchanged == {"nifti": 2}
     with contextlib.closing(sqlite3.connect(path)) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (4,)
+        assert db.execute("PRAGMA user_version").fetchone() == (5,)
         assert all(inputs for (inputs,) in db.execute("SELECT inputs FROM task"))
     assert _all_trees(out) == _all_trees(_clean(src, tmp_path / "clean"))
 
@@ -244,12 +247,14 @@ def test_every_writer_option_and_version_is_in_the_fingerprint(tmp_path: Path) -
 WRITERS = ["nifti", "semantic-nifti", "png"]
 
 
-def _edit(rng: random.Random, src: Path, step: int) -> tuple[str, dict[str, Any]]:
-    """One random edit of the source; returns its kind and the export options to use after it."""
+def _edit(rng: random.Random, src: Path, out: Path, step: int) -> tuple[str, dict[str, Any]]:
+    """One random edit of the source (or of the output); returns its kind and the export options to use after
+    it."""
     records = read_records(src)
     kind = rng.choice(["rename", "remove", "add", "taxonomy", "label", "options", "filter", "image", "images",
-                       "spelling", "id", "nothing"])
+                       "spelling", "id", "nothing", "nothing", "project path", "shadow", "lose output"])
     options: dict[str, Any] = {}
+    project = [r for r in records if r["series"][0]["segmentations"].startswith(f"{src.name}/")]
     if kind == "rename" and records:
         target = rng.choice(records)
         target["name"] = rng.choice([r["name"] for r in records] + [f"renamed {step}", "dup"])
@@ -270,6 +275,8 @@ def _edit(rng: random.Random, src: Path, step: int) -> tuple[str, dict[str, Any]
     elif kind == "label" and records:
         target = rng.choice(records)
         path = src / target["series"][0]["segmentations"]
+        if not path.exists():  # a path from the export's parent, found there
+            path = src.parent / target["series"][0]["segmentations"]
         data = np.asarray(nib.load(str(path)).dataobj).copy()
         data[rng.randrange(SHAPE[0]), rng.randrange(SHAPE[1]), rng.randrange(SHAPE[2])] = rng.choice([0, 1, 2])
         write_label_map(path, data)
@@ -295,6 +302,16 @@ def _edit(rng: random.Random, src: Path, step: int) -> tuple[str, dict[str, Any]
                 f.write(rng.randbytes(rng.choice([8, 16])))
     elif kind == "images":
         options = {"images": rng.choice(["reference", "copy", "link"])}
+    elif kind == "project path" and records:  # a path from the export's parent, looked up in <export>/<project>
+        series = rng.choice(records)["series"][0]
+        series["segmentations"] = f"{src.name}/{series['segmentations'].removeprefix(src.name + '/')}"
+    elif kind == "shadow" and project:  # a label map appears (or changes) where such a path is looked up first
+        write_label_map(src / rng.choice(project)["series"][0]["segmentations"], label_map(rng.randrange(100)))
+    elif kind == "lose output":
+        files = [p for p in out.rglob("*") if p.is_file() and ".labelport" not in p.relative_to(out).parts]
+        if files:
+            rng.choice(files).unlink()
+        return kind, options
     elif kind == "spelling":  # the same records in other JSON: keys in another order, other white space
         shuffled = [dict(rng.sample(list(r.items()), len(r))) for r in records]
         (src / "tasks.json").write_text(json.dumps(shuffled, indent=rng.choice([None, 2, "\t"])))
@@ -310,7 +327,7 @@ def _random_edits(tmp_path: Path, seed: int, steps: int, workers: int = 1) -> No
     labelport.export(src, out, WRITERS, workers=workers)
     options: dict[str, Any] = {}
     for step in range(steps):
-        kind, extra = _edit(rng, src, step)
+        kind, extra = _edit(rng, src, out, step)
         options = {k: v for k, v in {**options, **extra}.items() if k != "stage"} | (
             {"stage": extra["stage"]} if "stage" in extra else {})
         report = labelport.export(src, out, WRITERS, workers=workers, **options)

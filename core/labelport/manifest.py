@@ -45,9 +45,11 @@ CREATE TABLE IF NOT EXISTS task (
 CREATE INDEX IF NOT EXISTS task_pos ON task (pos);
 CREATE TABLE IF NOT EXISTS stale (path TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS seen (kind INTEGER NOT NULL, path TEXT NOT NULL, value BLOB NOT NULL,
+    PRIMARY KEY (kind, path, value)) WITHOUT ROWID;
 """
 _CACHE_KB = 256  # SQLite's page cache per manifest
-_VERSION = 4  # PRAGMA user_version; manifest.json was version 2; 3 had no inputs column
+_VERSION = 5  # PRAGMA user_version; manifest.json was version 2; 3 had no inputs column; 4 no seal
 
 
 def record_digest(record: Any) -> str:
@@ -170,6 +172,9 @@ class Manifest:
                 self.project = project
         #: whether the task entries (or their order) changed since the project steps last ran
         self.entries_changed = meta.get("entries_changed") == "1"
+        #: the seal of the export that left every task as recorded here (see :mod:`labelport.seal`), until a
+        #: task's record changes
+        self.seal: str | None = meta.get("seal")
 
     def _open(self, readonly: bool) -> sqlite3.Connection:
         db = self._recorded_readonly() if readonly else None
@@ -222,8 +227,9 @@ class Manifest:
             db.execute(f"PRAGMA cache_size = -{_CACHE_KB}")
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version == 3:
-                db.executescript(f"ALTER TABLE task ADD COLUMN inputs TEXT NOT NULL DEFAULT '';"
-                                 f"PRAGMA user_version = {_VERSION};")
+                db.execute("ALTER TABLE task ADD COLUMN inputs TEXT NOT NULL DEFAULT ''")
+            if version in (3, 4):  # (the seal's table is made below)
+                db.execute(f"PRAGMA user_version = {_VERSION}")
             elif version != _VERSION:
                 db.executescript("DROP TABLE IF EXISTS task; DROP TABLE IF EXISTS stale; DROP TABLE IF EXISTS meta;")
                 db.execute(f"PRAGMA user_version = {_VERSION}")
@@ -325,6 +331,14 @@ class Manifest:
         row = self._row(task_id)
         return row is not None and row[0] == fp and self.present(_FILES.decode(row[1]))
 
+    def outputs_present(self) -> bool:
+        """Whether every file of every task is on disk."""
+        return all(self.present(_FILES.decode(files)) for (files,) in self._db.execute("SELECT files FROM task"))
+
+    def seen(self) -> Iterator[tuple[int, str, bytes]]:
+        """The observations of the sealed export's look-ups (see :mod:`labelport.sources.lookups`)."""
+        return iter(self._db.execute("SELECT kind, path, value FROM seen"))
+
     def held(self) -> set[str]:
         """Every file a task holds."""
         return {f for (files,) in self._db.execute("SELECT files FROM task") for f in json.loads(files)}
@@ -342,10 +356,32 @@ class Manifest:
             self._db.execute("BEGIN")
 
     def _entries_changed(self) -> None:
-        self._begin()
+        self.unseal()
         if not self.entries_changed:
             self.entries_changed = True
             self._set("entries_changed", "1")
+
+    def unseal(self) -> None:
+        """Drop the seal: a task's record changes."""
+        self._begin()
+        if self.seal is not None:
+            self.seal = None
+            self._db.execute("DELETE FROM meta WHERE name = 'seal'")
+
+    def start_seen(self) -> None:
+        """Drop the seal and the observations it stood on: the observations of this export come next."""
+        self.unseal()
+        self._db.execute("DELETE FROM seen")
+
+    def add_seen(self, observations: list[tuple[int, str, bytes]]) -> None:
+        if observations:
+            self._begin()
+            self._db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?, ?)", observations)
+
+    def set_seal(self, seal: str) -> None:
+        """Seal the manifest: every task of the source is recorded as written from its current inputs."""
+        self.seal = seal
+        self._set("seal", seal)
 
     def _set(self, name: str, value: str) -> None:
         self._begin()
@@ -375,7 +411,7 @@ class Manifest:
 
     def note_inputs(self, task_id: str, inputs: Inputs) -> None:
         """Note the inputs of a task whose output stands (its record reads otherwise, and means the same)."""
-        self._begin()
+        self.unseal()
         self._ahead.pop(task_id, None)
         self._db.execute("UPDATE task SET inputs = ? WHERE key = ?", (_inputs_text(inputs), task_id))
 
@@ -402,7 +438,7 @@ class Manifest:
     def _stale(self, files: Iterable[str]) -> None:
         files = list(files)
         if files:
-            self._begin()
+            self.unseal()
             self._db.executemany("INSERT OR IGNORE INTO stale VALUES (?)", ((f,) for f in files))
 
     def commit(self) -> None:

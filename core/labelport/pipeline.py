@@ -40,6 +40,7 @@ from .outdir import OutputLock, check_output, clear_scratch
 from .paths import UniqueNames, safe_name
 from .plugins import Registry, WriterInfo
 from .project import PROJECT, run_project
+from .seal import new_seal, seal_key, sealed
 from .sources import LocalExport, Source, TaskFilter, TaskRef, open_source
 from .taskrun import Failure, Interrupted, Outcome, Settings, failure, run_task, worker_init, worker_run
 from .textset import TextSet
@@ -518,6 +519,25 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
     names = list(roots)
     taxonomy = _digest(src.taxonomy)
     versions = {info.name: f"{info.plugin.package} {info.plugin.version}" for info, _ in chosen}
+    # reference mode: items are paths from each writer root to the source, so where the roots are counts
+    where = {n: os.path.abspath(r) if settings.images == "reference" else "" for n, r in roots.items()}
+    # what each writer's fingerprints depend on besides the task (the same for every task)
+    context = {info.name: repr((opts, taxonomy, settings, where[info.name], versions[info.name]))
+               for info, opts in chosen}
+    export_key = seal_key(src, names, context)
+    if export_key is not None and not force and sealed(export_key, [manifests[n] for n in names],
+                                                       steady_images=settings.images == "link"):
+        _run_sealed(src, names, report, notify)
+        if not dry_run:
+            _end(src, chosen, roots, manifests, report, versions, taxonomy)
+        return
+    # this export's look-ups are noted in the first writer's manifest, to seal the manifests when it ends
+    seen = manifests[names[0]] if export_key is not None and not dry_run else None
+    if seen is not None:
+        src.start_lookups()
+        seen.start_seen()
+        for manifest in manifests.values():
+            manifest.unseal()
     runner: Any = _Runner(workers, timeout, src, chosen, roots, settings)
     if scheduler is not None:
         from .cluster import DaskRunner
@@ -535,12 +555,7 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
     folders = _Folders(src.listing(), src.streams_all, lambda: {k: f for m in manifests.values()
                                                                for k, f in m.folders().items()})
     total = src.count()
-    # reference mode: items are paths from each writer root to the source, so where the roots are counts
-    where = {n: os.path.abspath(r) if settings.images == "reference" else "" for n, r in roots.items()}
     base = str(src.root) if isinstance(src, LocalExport) else None  # however SOURCE was spelled
-    # what each writer's fingerprints depend on besides the task (the same for every task)
-    context = {info.name: repr((opts, taxonomy, settings, where[info.name], versions[info.name]))
-               for info, opts in chosen}
     pending: dict[int, _Slot] = {}
     flushed = 0
 
@@ -559,6 +574,8 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
             try:
                 known, parsed = _inputs(src, ref, manifests[names[0]], key)
                 labels, images = src.input_files(ref, known.paths)
+                if seen is not None and src.lookups is not None:
+                    seen.add_seen(src.lookups.take())
                 inputs = input_digest(known.record, labels + images, __version__,
                                       steady=set(images) if settings.images == "link" else (), base=base)
                 fps = {n: fingerprint(inputs, n, context[n], folder) for n in names}
@@ -616,11 +633,37 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
     order = folders.keys.given
     complete = present is not None and (flushed if keys is not None else sum(key in present for key in order)
                                         ) == len(present)
+    if complete:
+        for manifest in manifests.values():
+            manifest.reorder(order)  # a filtered run keeps the others' places; new tasks come last
+    if seen is not None and export_key is not None and src.lookups is not None and complete and not report.failures \
+            and not src.lookups.partial:
+        seen.add_seen(src.lookups.take())
+        seal = new_seal(export_key)
+        for manifest in manifests.values():
+            manifest.set_seal(seal)
+    _end(src, chosen, roots, manifests, report, versions, taxonomy)
+
+
+def _run_sealed(src: Source, names: list[str], report: ExportReport, notify: _Notify) -> None:
+    """An export whose manifests are sealed and whose inputs all stand (see :mod:`labelport.seal`): every
+    task is unchanged."""
+    total = src.count()
+    unchanged = tuple(names)
+    count = 0
+    for count, (task_id, name) in enumerate(src.listing() or (), 1):
+        notify(count, total, TaskDone(name or task_id or f"#{count}", task_id, unchanged=unchanged))
+    report.tasks_seen = count
+    for name in names:
+        report.unchanged[name] = count
+
+
+def _end(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str, Manifest], report: ExportReport,
+         versions: dict[str, str], taxonomy: str) -> None:
+    """The end of an export: stale files removed, the project steps run, the manifests saved."""
     for info, opts in chosen:
         manifest = manifests[info.name]
         manifest.finish()
-        if complete:
-            manifest.reorder(order)  # a filtered run keeps the others' places; new tasks come last
         ctx = ProjectContext(roots[info.name], opts, info.name, src.taxonomy)
         failures, warned = run_project(manifest, info.name, opts, info.spec.project, f"{versions[info.name]} "
                                        f"{__version__} {taxonomy}", ctx)

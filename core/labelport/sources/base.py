@@ -9,6 +9,7 @@ from typing import Any
 
 from ..errors import OptionError, did_you_mean
 from ..model import Task, Taxonomy
+from .lookups import Lookups
 
 __all__ = ["Missing", "Source", "TaskFilter", "TaskRef"]
 
@@ -83,6 +84,8 @@ class Source(ABC):
     uses_threads: bool = False
     #: the bytes one task's label maps may take at once (None: no limit); set by the export
     label_memory: int | None = 4 << 30
+    #: what the source's file look-ups saw (see :meth:`seal_state`), for sources that can tell
+    lookups: Lookups | None = None
 
     @abstractmethod
     def refs(self) -> Iterator[TaskRef]:
@@ -115,6 +118,17 @@ class Source(ABC):
         from ``paths`` (its :meth:`input_paths`, worked out when not given); one that is not there is a
         :class:`Missing`."""
         return [], []
+
+    def seal_state(self) -> str | None:
+        """For an export that can skip looking at each task when nothing changed (see :mod:`labelport.seal`): a
+        text that tells this source's task list (every record, in order) and where its files are looked up
+        from any other; the source then notes what its look-ups see in :attr:`lookups` after
+        :meth:`start_lookups`. None (the default): every export looks at every task."""
+        return None
+
+    def start_lookups(self) -> None:
+        """Note every file look-up from now on in :attr:`lookups` (see :meth:`seal_state`)."""
+        self.lookups = None  # (a source that can tell sets up its own)
 
     def all_task_ids(self) -> Collection[str] | None:
         """Every task id in the source, filters ignored, when known (after :meth:`refs` ran): outputs of

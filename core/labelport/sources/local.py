@@ -14,6 +14,7 @@ from ..errors import SourceError
 from ..model import LabelVolume, Task, Taxonomy
 from ..textset import TextSet
 from .base import Missing, Source, TaskFilter, TaskRef
+from .lookups import IMAGE, LABEL, Lookups, folder_files
 from .recordfile import Head, Heads, RecordFile, read_json
 from .records import task_from_record
 from .schema import check_record
@@ -66,6 +67,7 @@ class LocalExport(Source):
     (``./segmentations/...``), relative to its parent (``<project>/segmentations/...``) or absolute."""
 
     local_images = True
+    lookups: Lookups
 
     def __init__(
         self,
@@ -86,6 +88,7 @@ class LocalExport(Source):
         self._places: dict[str, tuple[dict[str, str], list[str]]] = {}
         self.allow_outside_paths = allow_outside_paths
         self.filter = task_filter or TaskFilter()
+        self.lookups = Lookups()
         self.warnings = []
         if not self.root.is_dir():
             raise SourceError("export folder not found", file=str(self.root))
@@ -97,7 +100,7 @@ class LocalExport(Source):
         """Worker processes open tasks from their records: the full record list stays here."""
         state = dict(self.__dict__)
         state["_records"], state["_heads"], state["_files"], state["_places"] = None, Heads(), {}, {}
-        state["_missing"] = {}
+        state["_missing"], state["lookups"] = {}, Lookups()
         return state
 
     def _taxonomy(self, path: Path | None) -> Taxonomy:
@@ -235,7 +238,26 @@ class LocalExport(Source):
             tuple[list[str], list[str]]:
         labels, images = paths or self.input_paths(ref)
         find = self.find
-        return [find(p) or Missing(p) for p in labels], [find(p) or Missing(p) for p in images]
+        labels, images = [find(p) or Missing(p) for p in labels], [find(p) or Missing(p) for p in images]
+        self.lookups.found((p for p in labels if type(p) is not Missing), LABEL)
+        self.lookups.found((p for p in images if type(p) is not Missing), IMAGE)
+        return labels, images
+
+    def start_lookups(self) -> None:
+        """Forget what was found on disk, and note every look-up from now on in :attr:`lookups`."""
+        for cache in (self._files, self._missing, self._folders, self._places):
+            cache.clear()
+        self.lookups.start()
+
+    def seal_state(self) -> str | None:
+        """The digest of every record's text, in order, and of where the files are looked up from (None when
+        the file was parsed whole, or for a filtered source)."""
+        texts = self._records.texts_digest()
+        if texts is None or self.filter != TaskFilter():
+            return None
+        where = (self._root, os.getcwd() if not os.path.isabs(self._root) else "", self._real_root,
+                 self.allow_outside_paths)
+        return f"{texts} {where!r}"
 
     def missing_task_ids(self) -> list[str]:
         wanted = set(self.filter.task_ids)  # (a few: the heads are looked at, not collected)
@@ -311,13 +333,12 @@ class LocalExport(Source):
         if files is None:
             files = {}
             if not self._in_missing(folder):
-                try:
-                    with os.scandir(folder or ".") as entries:
-                        files = {e.name: e.is_symlink() for e in entries if e.is_file()}
-                except FileNotFoundError:
+                listed = folder_files(folder)  # (none for a folder that is not readable, as isfile says)
+                if listed is None:
                     self._missing_from(folder)
-                except OSError:  # not a folder, or not readable: as isfile says
-                    pass
+                else:
+                    files = listed
+                    self.lookups.listed(folder, files)
             _remember(self._files, folder, files)
         return files
 
@@ -332,11 +353,15 @@ class LocalExport(Source):
 
     def _missing_from(self, folder: str) -> None:
         """Note the folders, from ``folder`` (just found missing) up, that do not exist."""
+        top = None
         while folder and folder not in self._missing and not os.path.isdir(folder):
             _remember(self._missing, folder, None)
-            folder = folder.rpartition(os.sep)[0]
+            top, folder = folder, folder.rpartition(os.sep)[0]
+        if top is not None:
+            self.lookups.missing(top)
 
     def _within(self, path: str) -> bool:
+        self.lookups.partial = True
         return os.path.realpath(path).startswith(self._real_root + os.sep)
 
     def _outside(self, path: str) -> SourceError:
@@ -352,8 +377,11 @@ class LocalExport(Source):
             if folder == self._root:
                 inside = True
             elif folder.startswith(self._root_slash) and name not in ("", ".", ".."):
-                inside = self._inside(parent) and not os.path.islink(folder)
+                link = os.path.islink(folder)
+                self.lookups.link(folder, link)
+                inside = self._inside(parent) and not link
             else:
+                self.lookups.partial = True
                 real = os.path.realpath(folder)
                 inside = real == self._real_root or real.startswith(self._real_root + os.sep)
             _remember(self._folders, folder, inside)

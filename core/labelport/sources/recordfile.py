@@ -284,6 +284,10 @@ class RecordFile:
         """The digest of record ``index``'s text (None when the file was parsed whole)."""
         return self._digest_of(index).hex() if self._split else None
 
+    def texts_digest(self) -> str | None:
+        """A digest of every record's text, in order (None when the file was parsed whole)."""
+        return hashlib.blake2b(self._digests, digest_size=16).hexdigest() if self._split else None
+
     def _digest_of(self, index: int) -> bytes:
         return bytes(self._digests[_SIZE * index:_SIZE * index + _SIZE])
 

@@ -1,0 +1,115 @@
+"""What an export folder's file look-ups saw, so that a later export can tell, without looking every file up
+again, that they would all see the same.
+
+:class:`~labelport.sources.LocalExport` finds a task's files from folder listings (see its ``find``). Each
+thing it learns from the disk is an observation ``(kind, path, value)``:
+
+- ``LISTED``: a folder's files, as a digest of their names and whether each is a symbolic link;
+- ``MISSING``: a folder that is not there (the uppermost one: nothing below it can be there either);
+- ``LINK``: whether a folder is a symbolic link;
+- ``LABEL``, ``IMAGE``: a file a task depends on, with its size, modification time, inode and change time,
+  taken when it was found (empty when it could not be read).
+
+Every result of a look-up follows from the observations made for it. So when every observation of an export
+still holds, every look-up would find the same files, with the same sizes and times: the fingerprints of all
+its tasks are unchanged (see :mod:`labelport.seal`). A look-up that resolved a path through symbolic links
+(``realpath``) cannot be vouched for this way: it marks the observations :attr:`Lookups.partial`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+from collections.abc import Iterable
+
+__all__ = ["IMAGE", "LABEL", "LINK", "LISTED", "MISSING", "Lookups", "folder_files"]
+
+LISTED, MISSING, LINK, LABEL, IMAGE = range(5)
+Observation = tuple[int, str, bytes]
+_STAT = struct.Struct("<4q")  # size, modification time, inode, change time (ns)
+
+
+def folder_files(folder: str) -> dict[str, bool] | None:
+    """The files of a folder, each with whether it is a symbolic link (from the directory entries); None when
+    the folder is not there, and no files when it cannot be listed (not a folder, not readable)."""
+    try:
+        with os.scandir(folder or ".") as entries:
+            return {e.name: e.is_symlink() for e in entries if e.is_file()}
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return {}
+
+
+def _listing_digest(files: dict[str, bool]) -> bytes:
+    text = "\0".join(f"{name}\1{int(link)}" for name, link in sorted(files.items()))
+    return hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=16).digest()
+
+
+def _file_state(path: str) -> bytes:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return b""
+    return _STAT.pack(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
+class Lookups:
+    """The observations of one process's look-ups, from :meth:`start` on, kept until :meth:`take` hands them
+    on (nothing is kept before: a source used on its own does not grow)."""
+
+    def __init__(self) -> None:
+        self.made: list[Observation] | None = None
+        #: a look-up followed symbolic links: the observations do not vouch for every result
+        self.partial = False
+
+    def start(self) -> None:
+        self.made, self.partial = [], False
+
+    def listed(self, folder: str, files: dict[str, bool]) -> None:
+        if self.made is not None:
+            self.made.append((LISTED, folder, _listing_digest(files)))
+
+    def missing(self, folder: str) -> None:
+        if self.made is not None:
+            self.made.append((MISSING, folder, b""))
+
+    def link(self, folder: str, is_link: bool) -> None:
+        if self.made is not None:
+            self.made.append((LINK, folder, b"\1" if is_link else b"\0"))
+
+    def found(self, paths: Iterable[str], kind: int) -> None:
+        if self.made is not None:
+            self.made += ((kind, path, _file_state(path)) for path in paths)
+
+    def take(self) -> list[Observation]:
+        """The observations made since the last call."""
+        made = self.made or []
+        if self.made is not None:
+            self.made = []
+        return made
+
+
+def still_hold(observations: Iterable[Observation], steady_images: bool = False) -> bool:
+    """Whether every observation still holds. With ``steady_images``, an image's change time is not compared
+    (every hard link made to a file changes it)."""
+    isdir, islink, state = os.path.isdir, os.path.islink, _file_state
+    for kind, path, value in observations:
+        if kind >= LABEL:
+            now = state(path)
+            if now != value and not (steady_images and kind == IMAGE and now[:24] == value[:24] and now):
+                return False
+        elif kind == LISTED:
+            files = folder_files(path)
+            if files is None or _listing_digest(files) != value:
+                return False
+        elif kind == MISSING:
+            if isdir(path):
+                return False
+        elif kind == LINK:
+            if islink(path) != (value == b"\1"):
+                return False
+        else:  # written by another version
+            return False
+    return True

@@ -1,0 +1,291 @@
+"""Re-exports that find nothing changed without looking at each task (labelport.seal): they are taken only when
+every input still stands, and a change of any kind leads to the same output as a clean export."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import pytest
+from cases import label_map, read_records, tiny_export, write_label_map, write_records
+
+import labelport
+from labelport.pipeline import TaskDone
+from labelport.sources import LocalExport
+
+NAMES = ["a", "b", "dup", "dup"]
+
+
+def _trees(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and ".labelport" not in p.relative_to(out).parts}
+
+
+class Spy:
+    """Counts the tasks whose files an export looked up (none when it took the seal)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        real = LocalExport.input_files
+
+        def counted(source: LocalExport, *args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            return real(source, *args, **kwargs)
+
+        monkeypatch.setattr(LocalExport, "input_files", counted)
+
+    def export(self, *args: Any, **kwargs: Any) -> tuple[labelport.ExportReport, int]:
+        """An export, and how many tasks it looked at."""
+        self.calls = 0
+        report = labelport.export(*args, **kwargs)
+        return report, self.calls
+
+
+@pytest.fixture
+def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
+    return Spy(monkeypatch)
+
+
+def test_an_export_that_finds_nothing_changed_looks_nothing_up(tmp_path: Path, spy: Spy) -> None:
+    src = tiny_export(tmp_path / "src", NAMES)
+    out = tmp_path / "out"
+    first, looked = spy.export(src, out, ["nifti", "png"])
+    assert first.ok and looked == 4
+    done: list[TaskDone] = []
+    progress: list[tuple[int, int | None, bool]] = []
+    again, looked = spy.export(src, out, ["nifti", "png"], on_task=done.append,
+                               progress=lambda *a: progress.append(a))
+    assert again.ok and looked == 0
+    assert again.unchanged == {"nifti": 4, "png": 4} and again.written == {"nifti": 0, "png": 0}
+    assert again.tasks_seen == 4 and progress == [(n, 4, False) for n in range(1, 5)]
+    records = read_records(src)
+    assert [(d.name, d.task_id, d.unchanged, d.written) for d in done] == \
+        [(r["name"], r["taskId"], ("nifti", "png"), ()) for r in records]
+    dry, looked = spy.export(src, out, ["nifti", "png"], dry_run=True)
+    assert looked == 0 and dry.unchanged == {"nifti": 4, "png": 4}
+    clean = tmp_path / "clean"
+    labelport.export(src, clean, ["nifti", "png"])
+    assert _trees(out) == _trees(clean)
+
+
+def _rewrite_in_place(path: Path) -> None:
+    """New voxels, the same size and modification time (only the change time tells)."""
+    before = path.stat()
+    kept = np.asarray(nib.load(str(path)).dataobj)
+    for index in np.ndindex(kept.shape):  # a voxel whose change compresses to the same size
+        data = kept.copy()
+        data[index] = 2 if data[index] != 2 else 1
+        write_label_map(path, data)
+        if path.stat().st_size == before.st_size:
+            break
+    assert path.stat().st_size == before.st_size and path.stat().st_ino == before.st_ino
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def _project_paths(src: Path) -> None:
+    """Records that name their label maps from the export's parent (``<project>/segmentations/...``), which
+    are looked up in ``<export>/<project>/segmentations/...`` first: there, the first task's folder is there
+    (without its label map), the others' are not."""
+    records = read_records(src)
+    for record in records:
+        record["series"][0]["segmentations"] = f"{src.name}/{record['series'][0]['segmentations']}"
+    write_records(src, records)
+    first = src / records[0]["series"][0]["segmentations"]
+    first.parent.mkdir(parents=True)
+    (first.parent / "notes.txt").write_text("not a label map")
+
+
+def _shadow(src: Path, task: int) -> None:
+    """A label map appears where a task's path is looked up first."""
+    write_label_map(src / read_records(src)[task]["series"][0]["segmentations"], label_map(7) * 0 + 1)
+
+
+def _image(src: Path) -> None:
+    image = src / read_records(src)[1]["series"][0]["items"][0]
+    image.parent.mkdir(parents=True)
+    image.write_bytes(b"an image")
+
+
+def _taxonomy(src: Path) -> None:
+    taxonomy = json.loads((src / "taxonomy.json").read_text())
+    taxonomy["objectTypes"][0]["color"] = "#123456"
+    (src / "taxonomy.json").write_text(json.dumps(taxonomy))
+
+
+def _record(src: Path) -> None:
+    records = read_records(src)
+    records[2]["series"][0]["segmentMap"]["1"]["category"] = "Tumor"
+    write_records(src, records)
+
+
+def _respelled(src: Path) -> None:
+    (src / "tasks.json").write_text(json.dumps(read_records(src)))  # the same records, other white space
+
+
+def _label_gone(src: Path) -> None:
+    (src.parent / read_records(src)[3]["series"][0]["segmentations"]).unlink()
+
+
+CHANGES: dict[str, tuple[Callable[[Path], None], int]] = {  # a change, and the tasks it has written again
+    "label map rewritten in place": (lambda src: _rewrite_in_place(src / "segmentations/task-0001/CT.nii.gz"), 1),
+    "a missing image appears": (_image, 1),
+    "a label map appears in a folder where it is looked for first": (lambda src: _shadow(src, 0), 1),
+    "a label map appears where it is looked for first": (lambda src: _shadow(src, 1), 1),
+    "taxonomy": (_taxonomy, 4),
+    "a record": (_record, 1),
+    "tasks.json respelled": (_respelled, 0),
+    "a label map is removed": (_label_gone, 0),
+}
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_any_change_is_seen(tmp_path: Path, spy: Spy, change: str) -> None:
+    src = tiny_export(tmp_path / "src", NAMES)
+    _project_paths(src)
+    out = tmp_path / "out"
+    assert labelport.export(src, out, ["nifti"]).ok
+    edit, written = CHANGES[change]
+    edit(src)
+    report, looked = spy.export(src, out, ["nifti"])
+    assert looked == 4 and report.written == {"nifti": written}, [str(f) for f in report.failures]
+    clean = tmp_path / "clean"
+    labelport.export(src, clean, ["nifti"])
+    assert _trees(out) == _trees(clean)
+    again, looked = spy.export(src, out, ["nifti"])
+    assert (looked == 0) == report.ok and again.unchanged == {"nifti": 4 - len(report.failures)}
+
+
+def test_lost_output_files_are_written_again(tmp_path: Path, spy: Spy) -> None:
+    src = tiny_export(tmp_path / "src", NAMES)
+    out = tmp_path / "out"
+    assert labelport.export(src, out, ["nifti"]).ok
+    clean = _trees(out)
+    (out / next(p for p in clean if p.startswith("segmentations/"))).unlink()
+    report, looked = spy.export(src, out, ["nifti"])
+    assert looked == 4 and report.written == {"nifti": 1} and _trees(out) == clean
+    (out / "tasks.json").unlink()  # the project step's file: it is not a task's
+    report, looked = spy.export(src, out, ["nifti"])
+    assert looked == 0 and _trees(out) == clean
+
+
+def test_other_settings_or_writers_look_again(tmp_path: Path, spy: Spy) -> None:
+    src = tiny_export(tmp_path / "src", NAMES)
+    out = tmp_path / "out"
+    assert labelport.export(src, out, ["nifti", "png"]).ok
+    for kwargs, looked_at in [({"options": {"png": {"mode": "index"}}}, 4), ({}, 4), ({}, 0),
+                              ({"images": "copy"}, 4), ({"images": "copy"}, 0), ({"images": "copy", "force": True}, 4)]:
+        report, looked = spy.export(src, out, ["nifti", "png"], **kwargs)
+        assert report.ok and looked == looked_at, kwargs
+    report, looked = spy.export(src, out, ["png", "nifti"], images="copy")  # another order: another first manifest
+    assert looked == 4
+
+
+def test_one_writer_alone_then_both(tmp_path: Path, spy: Spy) -> None:
+    """A writer exported on its own into its root of a two-writer export: the other's seal no longer matches."""
+    src = tiny_export(tmp_path / "src", NAMES)
+    out = tmp_path / "out"
+    assert labelport.export(src, out, ["nifti", "png"]).ok
+    _record(src)
+    report, looked = spy.export(src, out / "png", ["png"])
+    assert report.written == {"png": 1} and looked == 4
+    report, looked = spy.export(src, out, ["nifti", "png"])
+    assert looked == 4 and report.written == {"nifti": 1, "png": 0}
+    clean = tmp_path / "clean"
+    labelport.export(src, clean, ["nifti", "png"])
+    assert _trees(out) == _trees(clean)
+
+
+def test_a_failed_task_or_a_filter_leaves_no_seal(tmp_path: Path, spy: Spy) -> None:
+    src = tiny_export(tmp_path / "src", NAMES)
+    out = tmp_path / "out"
+    label = src / "segmentations/task-0002/CT.nii.gz"
+    kept = label.read_bytes()
+    label.write_bytes(kept[:20])  # truncated: its task fails
+    assert len(labelport.export(src, out, ["nifti"]).failures) == 1
+    report, looked = spy.export(src, out, ["nifti"])
+    assert looked == 4 and len(report.failures) == 1  # tried (and reported) again
+    label.write_bytes(kept)
+    report, looked = spy.export(src, out, ["nifti"], stage="END")  # a filtered export cannot seal
+    assert report.ok and looked == 2
+    report, looked = spy.export(src, out, ["nifti"])
+    assert report.ok and looked == 4 and report.written == {"nifti": 0}  # (the filtered export wrote it)
+    report, looked = spy.export(src, out, ["nifti"], stage="END")  # nor does it drop a seal when nothing changed
+    assert report.ok and looked == 2
+    assert spy.export(src, out, ["nifti"])[1] == 0
+
+
+def test_a_folder_replaced_by_a_link_is_seen(tmp_path: Path, spy: Spy) -> None:
+    src = tiny_export(tmp_path / "src", NAMES)
+    out = tmp_path / "out"
+    assert labelport.export(src, out, ["nifti"]).ok
+    folder = src / "segmentations/task-0001"
+    shutil.move(folder, src / "moved")
+    folder.symlink_to(src / "moved")
+    report, looked = spy.export(src, out, ["nifti"])
+    assert looked == 4 and len(report.failures) == 1 and "leads outside the export folder" in report.failures[0].message
+
+
+def test_the_source_spelled_otherwise_looks_again(tmp_path: Path, spy: Spy, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tiny_export(tmp_path / "src", NAMES)
+    out = tmp_path / "out"
+    assert labelport.export(src, out, ["nifti"]).ok
+    monkeypatch.chdir(tmp_path)
+    report, looked = spy.export("src", out, ["nifti"])
+    assert looked == 4 and report.unchanged == {"nifti": 4}  # the fingerprints do not depend on the spelling
+    assert spy.export("src", out, ["nifti"])[1] == 0
+    other = tmp_path / "other"  # another folder, spelled the same from another place
+    other.mkdir()
+    shutil.copytree(src, other / "src")
+    monkeypatch.chdir(other)
+    report, looked = spy.export("src", out, ["nifti"])
+    assert looked == 4 and report.written == {"nifti": 4}
+
+
+def test_a_manifest_changed_by_anything_else_is_not_trusted(tmp_path: Path, spy: Spy) -> None:
+    """The seal goes with the first change to a task's record in the manifest, made by any export."""
+    src = tiny_export(tmp_path / "src", NAMES)
+    out = tmp_path / "out"
+    assert labelport.export(src, out, ["nifti"]).ok
+    path = out / ".labelport" / "manifest.sqlite"
+    from labelport.manifest import Manifest
+
+    manifest = Manifest(str(out))
+    assert manifest.seal is not None
+    manifest.forget("t-0001")
+    manifest.save()
+    report, looked = spy.export(src, out, ["nifti"])
+    assert looked == 4 and report.written == {"nifti": 1}
+    manifest = Manifest(str(out))
+    assert manifest.seal is not None
+    files, entry, folder = manifest._db.execute("SELECT files, entry, folder FROM task WHERE key = 't-0002'").fetchone()
+    manifest.record("t-0002", "another fingerprint", json.loads(files), entry, folder)
+    manifest.save()
+    report, looked = spy.export(src, out, ["nifti"])
+    assert looked == 4 and report.written == {"nifti": 1}
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE seen SET value = x'00' WHERE kind = 3")
+    db.close()
+    report, looked = spy.export(src, out, ["nifti"])
+    assert looked == 4 and report.unchanged == {"nifti": 4}
+    assert spy.export(src, out, ["nifti"])[1] == 0
+
+
+def test_paths_that_are_resolved_are_looked_up_every_time(tmp_path: Path, spy: Spy) -> None:
+    """An absolute path is resolved (through any symbolic links) to check that it stays inside the export:
+    that is not an observation a later export could repeat without resolving it again."""
+    src = tiny_export(tmp_path / "src", NAMES)
+    records = read_records(src)
+    records[0]["series"][0]["segmentations"] = str(src / records[0]["series"][0]["segmentations"])
+    write_records(src, records)
+    out = tmp_path / "out"
+    assert labelport.export(src, out, ["nifti"]).ok
+    for _ in range(2):
+        report, looked = spy.export(src, out, ["nifti"])
+        assert report.ok and looked == 4 and report.unchanged == {"nifti": 4}
