@@ -289,3 +289,34 @@ def test_paths_that_are_resolved_are_looked_up_every_time(tmp_path: Path, spy: S
     for _ in range(2):
         report, looked = spy.export(src, out, ["nifti"])
         assert report.ok and looked == 4 and report.unchanged == {"nifti": 4}
+
+
+def test_output_files_are_present_exactly_when_isfile_says_so(tmp_path: Path) -> None:
+    """A folder holding several of a task's files is listed once instead of one stat per file: the answer
+    is the same, for files gone, folders, links to files and broken links."""
+    import random
+
+    from labelport.manifest import Manifest
+
+    rng = random.Random(5)
+    root = tmp_path / "out"
+    manifest = Manifest(str(root))
+    names = [f"segmentations/t/{n:03d}.png" for n in range(8)] + ["segmentations/u/a.nii.gz", "tasks.json"]
+    for trial in range(60):
+        case = root / f"case-{trial}"
+        for name in names:
+            (case / name).parent.mkdir(parents=True, exist_ok=True)
+            (case / name).write_bytes(b"x")
+        for name in rng.sample(names, rng.randrange(3)):
+            path = case / name
+            path.unlink()
+            how = rng.choice(["gone", "folder", "link", "broken link"])
+            if how == "folder":
+                path.mkdir()
+            elif how == "link":
+                path.symlink_to(case / "tasks.json" if name != "tasks.json" else case / "segmentations/u/a.nii.gz")
+            elif how == "broken link":
+                path.symlink_to(case / "nowhere")
+        files = [f"case-{trial}/{name}" for name in rng.sample(names, rng.randrange(1, len(names) + 1))]
+        assert manifest.present(files) == all((root / f).is_file() for f in files), (trial, files)
+    manifest.close()

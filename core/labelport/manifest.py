@@ -31,6 +31,7 @@ import msgspec
 from .outdir import FOLDER
 from .paths import safe_join
 from .sources.base import Missing
+from .sources.lookups import folder_files
 
 __all__ = ["Manifest", "fingerprint", "input_digest", "record_digest"]
 
@@ -49,6 +50,7 @@ CREATE TABLE IF NOT EXISTS seen (kind INTEGER NOT NULL, path TEXT NOT NULL, valu
     PRIMARY KEY (kind, path, value)) WITHOUT ROWID;
 """
 _CACHE_KB = 256  # SQLite's page cache per manifest
+_LISTED_FROM = 4  # files of a task in one folder that Manifest.present lists the folder for
 _VERSION = 5  # PRAGMA user_version; manifest.json was version 2; 3 had no inputs column; 4 no seal
 
 
@@ -344,10 +346,19 @@ class Manifest:
         return {f for (files,) in self._db.execute("SELECT files FROM task") for f in json.loads(files)}
 
     def present(self, files: Iterable[str]) -> bool:
-        """Whether all these files (relative to the root) are on disk (one ``stat`` each: nothing is listed,
-        so memory does not grow with the project)."""
-        root = self._root_slash
-        return all(os.path.isfile(root + f) for f in files)
+        """Whether all these files (relative to the root) are on disk: one listing for a folder that holds
+        several of them (a task's PNG slices), one ``stat`` for each other file."""
+        root, isfile = self._root_slash, os.path.isfile
+        by_folder: dict[str, list[str]] = {}
+        for file in files:
+            by_folder.setdefault(file.rpartition("/")[0], []).append(file)
+        for folder, group in by_folder.items():
+            if len(group) >= _LISTED_FROM:
+                listed = folder_files(root + folder) or {}
+                group = [f for f in group if f.rpartition("/")[2] not in listed]  # (the rest: as isfile says)
+            if not all(isfile(root + f) for f in group):
+                return False
+        return True
 
     # -- changing -----------------------------------------------------------------------------------------
 
