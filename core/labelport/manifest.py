@@ -7,6 +7,10 @@ place in tasks.json, its tasks.json entry (as text, copied as it is while the ta
 task is one row written, whatever the size of the project; the pipeline commits before it waits for or runs
 the next task, so an export that is interrupted (even by SIGKILL) resumes where it stopped.
 
+After an export that left every task of its source recorded, the manifests are sealed, and the first
+writer's keeps what the source's file look-ups saw (see :mod:`labelport.seal`); recording a change to a task
+drops the seal.
+
 Files a task no longer has are *stale*: they are recorded too, and removed only when the export ends, if no
 task holds them by then (tasks finish out of order on workers, and one may have taken over another's folder).
 
@@ -338,8 +342,9 @@ class Manifest:
         return all(self.present(_FILES.decode(files)) for (files,) in self._db.execute("SELECT files FROM task"))
 
     def seen(self) -> Iterator[tuple[int, str, bytes]]:
-        """The observations of the sealed export's look-ups (see :mod:`labelport.sources.lookups`)."""
-        return iter(self._db.execute("SELECT kind, path, value FROM seen"))
+        """The observations of the sealed export's look-ups (see :mod:`labelport.sources.lookups`), the files'
+        sizes and times first (edited files are the most common change)."""
+        return iter(self._db.execute("SELECT kind, path, value FROM seen ORDER BY kind DESC, path DESC, value DESC"))
 
     def held(self) -> set[str]:
         """Every file a task holds."""

@@ -9,8 +9,10 @@ Exports are incremental and always equal to a clean export: a task is written ag
 depends on changed (its record, the size and time of its files, the taxonomy, its folder name, the writer and
 its options and version, ``unknown_labels``, ``images`` and, for ``images="reference"``, where the output
 folder is; labelport's version); the outputs of tasks that left the source
-are removed; an interrupted export resumes (see :mod:`labelport.manifest`). ``force=True`` rewrites
-everything. Task folders are named from the whole source in source order, so a filter never changes them.
+are removed; an interrupted export resumes (see :mod:`labelport.manifest`). An export that finds nothing
+changed since a complete one tells so without looking at each task (see :mod:`labelport.seal`).
+``force=True`` rewrites everything. Task folders are named from the whole source in source order, so a filter
+never changes them.
 tasks.json always lists exactly the tasks whose files are on disk: a filtered export refreshes the tasks it
 selects and keeps the others' entries.
 
@@ -77,6 +79,7 @@ class _Notify:
         if self.progress is not None:
             self.progress(done, total, bool(task.messages))
 Chosen = list[tuple[WriterInfo, Any]]
+_SEEN_BATCH = 4096  # observations of the source's look-ups noted in the manifest at a time
 
 
 @dataclass
@@ -574,7 +577,7 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
             try:
                 known, parsed = _inputs(src, ref, manifests[names[0]], key)
                 labels, images = src.input_files(ref, known.paths)
-                if seen is not None and src.lookups is not None:
+                if seen is not None and src.lookups is not None and src.lookups.made_count() >= _SEEN_BATCH:
                     seen.add_seen(src.lookups.take())
                 inputs = input_digest(known.record, labels + images, __version__,
                                       steady=set(images) if settings.images == "link" else (), base=base)

@@ -83,6 +83,9 @@ class Lookups:
         if self.made is not None:
             self.made += ((kind, path, _file_state(path)) for path in paths)
 
+    def made_count(self) -> int:
+        return len(self.made or ())
+
     def take(self) -> list[Observation]:
         """The observations made since the last call."""
         made = self.made or []
