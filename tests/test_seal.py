@@ -18,7 +18,7 @@ from cases import label_map, read_records, tiny_export, write_label_map, write_r
 
 import labelport
 from labelport.pipeline import TaskDone
-from labelport.sources import LocalExport
+from labelport.sources import LocalExport, lookups
 
 NAMES = ["a", "b", "dup", "dup"]
 
@@ -48,8 +48,12 @@ class Spy:
         return report, self.calls
 
 
-@pytest.fixture
-def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
+@pytest.fixture(params=["descriptor", "path"])
+def spy(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Spy:
+    """(Each test runs twice: folders listed through a descriptor opened without following links, and, as where
+    that cannot be done, by path with a look-up of their own for whether they are links.)"""
+    if request.param == "path":
+        monkeypatch.setattr(lookups, "_NO_LINK", 0)
     return Spy(monkeypatch)
 
 

@@ -14,7 +14,7 @@ from ..errors import SourceError
 from ..model import LabelVolume, Task, Taxonomy
 from ..textset import TextSet
 from .base import Missing, Source, TaskFilter, TaskRef
-from .lookups import IMAGE, LABEL, Lookups, folder_files
+from .lookups import IMAGE, LABEL, Lookups, folder_files, real_folder_files
 from .recordfile import Head, Heads, RecordFile, read_json
 from .records import task_from_record
 from .schema import check_record
@@ -82,6 +82,7 @@ class LocalExport(Source):
         self._root_slash, self._parent_slash = os.path.join(self._root, ""), os.path.join(self._parent, "")
         self._real_root = os.path.realpath(self.root)
         self._folders: dict[str, bool] = {}  # folder -> whether it resolves inside the export folder
+        self._real: dict[str, None] = {}  # folders listed and found not to be symbolic links (see _listing)
         self._files: dict[str, dict[str, bool]] = {}  # folder -> its files (see _listing)
         self._missing: dict[str, None] = {}  # folders found not to exist (see _in_missing)
         # a tasks.json folder -> where its files are (see _index), and the folders not listed yet
@@ -100,7 +101,7 @@ class LocalExport(Source):
         """Worker processes open tasks from their records: the full record list stays here."""
         state = dict(self.__dict__)
         state["_records"], state["_heads"], state["_files"], state["_places"] = None, Heads(), {}, {}
-        state["_missing"], state["lookups"] = {}, Lookups()
+        state["_missing"], state["_real"], state["lookups"] = {}, {}, Lookups()
         return state
 
     def _taxonomy(self, path: Path | None) -> Taxonomy:
@@ -245,7 +246,7 @@ class LocalExport(Source):
 
     def start_lookups(self) -> None:
         """Forget what was found on disk, and note every look-up from now on in :attr:`lookups`."""
-        for cache in (self._files, self._missing, self._folders, self._places):
+        for cache in (self._files, self._missing, self._folders, self._places, self._real):
             cache.clear()
         self.lookups.start()
 
@@ -333,12 +334,15 @@ class LocalExport(Source):
         if files is None:
             files = {}
             if not self._in_missing(folder):
-                listed = folder_files(folder)  # (none for a folder that is not readable, as isfile says)
+                real = real_folder_files(folder)  # (learns that the folder is not a link in the same look-up)
+                listed = real if real is not None else folder_files(folder)  # (none when not readable, as isfile)
                 if listed is None:
                     self._missing_from(folder)
                 else:
                     files = listed
-                    self.lookups.listed(folder, files)
+                    self.lookups.listed(folder, files, real=real is not None)
+                    if real is not None:
+                        _remember(self._real, folder, None)
             _remember(self._files, folder, files)
         return files
 
@@ -377,8 +381,10 @@ class LocalExport(Source):
             if folder == self._root:
                 inside = True
             elif folder.startswith(self._root_slash) and name not in ("", ".", ".."):
-                link = os.path.islink(folder)
-                self.lookups.link(folder, link)
+                link = False
+                if folder not in self._real:  # (a folder listed as not a link is not asked again)
+                    link = os.path.islink(folder)
+                    self.lookups.link(folder, link)
                 inside = self._inside(parent) and not link
             else:
                 self.lookups.partial = True

@@ -5,6 +5,7 @@ again, that they would all see the same.
 thing it learns from the disk is an observation ``(kind, path, value)``:
 
 - ``LISTED``: a folder's files, as a digest of their names and whether each is a symbolic link;
+- ``LISTED_REAL``: the same, of a folder that is not a symbolic link itself;
 - ``MISSING``: a folder that is not there (the uppermost one: nothing below it can be there either);
 - ``LINK``: whether a folder is a symbolic link;
 - ``LABEL``, ``IMAGE``: a file a task depends on, with its size, modification time, inode and change time,
@@ -23,9 +24,10 @@ import os
 import struct
 from collections.abc import Iterable
 
-__all__ = ["IMAGE", "LABEL", "LINK", "LISTED", "MISSING", "Lookups", "folder_files"]
+__all__ = ["IMAGE", "LABEL", "LINK", "LISTED", "LISTED_REAL", "MISSING", "Lookups", "folder_files",
+           "real_folder_files"]
 
-LISTED, MISSING, LINK, LABEL, IMAGE = range(5)
+LISTED, MISSING, LINK, LABEL, IMAGE, LISTED_REAL = range(6)
 Observation = tuple[int, str, bytes]
 _STAT = struct.Struct("<4q")  # size, modification time, inode, change time (ns)
 
@@ -40,6 +42,29 @@ def folder_files(folder: str) -> dict[str, bool] | None:
         return None
     except OSError:
         return {}
+
+
+_NO_LINK = getattr(os, "O_NOFOLLOW", 0) and getattr(os, "O_DIRECTORY", 0) and \
+    os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+def real_folder_files(folder: str) -> dict[str, bool] | None:
+    """:func:`folder_files` of a folder that is not a symbolic link itself, learnt in the same look-up (the
+    folder is opened without following a link); None when it is a link, is not there or cannot be listed, and
+    where folders cannot be opened so."""
+    if not _NO_LINK:
+        return None
+    try:
+        fd = os.open(folder or ".", _NO_LINK)
+    except OSError:
+        return None
+    try:
+        with os.scandir(fd) as entries:
+            return {e.name: e.is_symlink() for e in entries if e.is_file()}
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _listing_digest(files: dict[str, bool]) -> bytes:
@@ -67,9 +92,10 @@ class Lookups:
     def start(self) -> None:
         self.made, self.partial = [], False
 
-    def listed(self, folder: str, files: dict[str, bool]) -> None:
+    def listed(self, folder: str, files: dict[str, bool], real: bool = False) -> None:
+        """A folder's files; ``real``: the folder is not a symbolic link (:func:`real_folder_files`)."""
         if self.made is not None:
-            self.made.append((LISTED, folder, _listing_digest(files)))
+            self.made.append((LISTED_REAL if real else LISTED, folder, _listing_digest(files)))
 
     def missing(self, folder: str) -> None:
         if self.made is not None:
@@ -99,7 +125,11 @@ def still_hold(observations: Iterable[Observation], steady_images: bool = False)
     (every hard link made to a file changes it)."""
     isdir, islink, state = os.path.isdir, os.path.islink, _file_state
     for kind, path, value in observations:
-        if kind >= LABEL:
+        if kind == LISTED_REAL:
+            files = real_folder_files(path)
+            if files is None or _listing_digest(files) != value:
+                return False
+        elif kind >= LABEL:
             now = state(path)
             if now != value and not (steady_images and kind == IMAGE and now[:24] == value[:24] and now):
                 return False
