@@ -651,11 +651,13 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
 def _run_sealed(src: Source, names: list[str], report: ExportReport, notify: _Notify) -> None:
     """An export whose manifests are sealed and whose inputs all stand (see :mod:`labelport.seal`): every
     task is unchanged."""
-    total = src.count()
-    unchanged = tuple(names)
-    count = 0
-    for count, (task_id, name) in enumerate(src.listing() or (), 1):
-        notify(count, total, TaskDone(name or task_id or f"#{count}", task_id, unchanged=unchanged))
+    count = src.count()
+    if count is None:
+        count = sum(1 for _ in src.listing() or ())
+    if notify.progress is not None or notify.on_task is not None:
+        unchanged = tuple(names)
+        for done, (task_id, name) in enumerate(src.listing() or (), 1):
+            notify(done, count, TaskDone(name or task_id or f"#{done}", task_id, unchanged=unchanged))
     report.tasks_seen = count
     for name in names:
         report.unchanged[name] = count
