@@ -274,7 +274,7 @@ def test_a_manifest_changed_by_anything_else_is_not_trusted(tmp_path: Path, spy:
     report, looked = spy.export(src, out, ["nifti"])
     assert looked == 4 and report.written == {"nifti": 1}
     with sqlite3.connect(path) as db:
-        db.execute("UPDATE seen SET value = x'00' WHERE kind = 3")
+        db.execute("UPDATE seen SET value = x'00' WHERE kind = ?", (lookups.LABEL,))
     db.close()
     report, looked = spy.export(src, out, ["nifti"])
     assert looked == 4 and report.unchanged == {"nifti": 4}

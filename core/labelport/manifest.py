@@ -26,7 +26,7 @@ import json
 import os
 import sqlite3
 from array import array
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, overload
 
@@ -69,14 +69,15 @@ def record_digest(record: Any) -> str:
 
 
 def input_digest(record: str, files: Iterable[str], version: str, steady: Collection[str] = (),
-                 base: str | None = None) -> str:
+                 base: str | None = None, stat: Callable[[str], os.stat_result] = os.stat) -> str:
     """A digest of a task's inputs: its record (its :func:`record_digest`) and, for each of its files, the size,
     the modification time, the inode and the change time (which no tool can set back, so a file replaced by
     another of the same size and modification time, as ``cp -p`` or a restore makes it, still counts as
     changed). The ``steady`` files are judged without their change time: every hard link made to a file
     changes it. Files under ``base`` (the source folder, as its files' paths spell it) are named relative to
     it, so that the digest does not depend on how its path was typed. A
-    :class:`~labelport.sources.base.Missing` file counts as missing, unlooked."""
+    :class:`~labelport.sources.base.Missing` file counts as missing, unlooked. ``stat`` is ``os.stat``, or
+    what stands for it."""
     digest = hashlib.blake2b(digest_size=16)
     digest.update(f"{record} {version}\n".encode())
     prefix = os.path.join(base, "") if base else "\0"  # (no path starts with NUL)
@@ -86,12 +87,12 @@ def input_digest(record: str, files: Iterable[str], version: str, steady: Collec
         name = path[cut:] if path.startswith(prefix) else path
         if type(path) is not Missing:
             try:
-                stat = os.stat(path)
+                st = stat(path)
             except OSError:
                 pass
             else:
-                changed = 0 if path in steady else stat.st_ctime_ns
-                lines.append(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ino}\0{changed}\n")
+                changed = 0 if path in steady else st.st_ctime_ns
+                lines.append(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0{changed}\n")
                 continue
         lines.append(f"{name}\0missing\n")
     digest.update("".join(lines).encode("utf-8", "surrogatepass"))

@@ -580,7 +580,8 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
                 if seen is not None and src.lookups is not None and src.lookups.made_count() >= _SEEN_BATCH:
                     seen.add_seen(src.lookups.take())
                 inputs = input_digest(known.record, labels + images, __version__,
-                                      steady=set(images) if settings.images == "link" else (), base=base)
+                                      steady=set(images) if settings.images == "link" else (), base=base,
+                                      stat=src.lookups.stat if seen is not None and src.lookups else os.stat)
                 fps = {n: fingerprint(inputs, n, context[n], folder) for n in names}
             except Exception as exc:  # a record too malformed to even look at: this task fails, by name
                 if dry_run:

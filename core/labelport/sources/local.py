@@ -14,7 +14,7 @@ from ..errors import SourceError
 from ..model import LabelVolume, Task, Taxonomy
 from ..textset import TextSet
 from .base import Missing, Source, TaskFilter, TaskRef
-from .lookups import IMAGE, LABEL, Lookups, folder_files, real_folder_files
+from .lookups import Lookups, folder_files, real_folder_files
 from .recordfile import Head, Heads, RecordFile, read_json
 from .records import task_from_record
 from .schema import check_record
@@ -240,8 +240,7 @@ class LocalExport(Source):
         labels, images = paths or self.input_paths(ref)
         find = self.find
         labels, images = [find(p) or Missing(p) for p in labels], [find(p) or Missing(p) for p in images]
-        self.lookups.found((p for p in labels if type(p) is not Missing), LABEL)
-        self.lookups.found((p for p in images if type(p) is not Missing), IMAGE)
+        self.lookups.found([p for p in labels if type(p) is not Missing], [p for p in images if type(p) is not Missing])
         return labels, images
 
     def start_lookups(self) -> None:

@@ -23,13 +23,15 @@ import hashlib
 import os
 import struct
 from collections.abc import Iterable
+from typing import Any
 
 __all__ = ["IMAGE", "LABEL", "LINK", "LISTED", "LISTED_REAL", "MISSING", "Lookups", "folder_files",
            "real_folder_files"]
 
-LISTED, MISSING, LINK, LABEL, IMAGE, LISTED_REAL = range(6)
+LISTED, LISTED_REAL, MISSING, LINK, LABEL, IMAGE = range(6)  # (the files last: they are checked first)
 Observation = tuple[int, str, bytes]
 _STAT = struct.Struct("<4q")  # size, modification time, inode, change time (ns)
+_UNSEEN: Any = object()
 
 
 def folder_files(folder: str) -> dict[str, bool] | None:
@@ -72,12 +74,15 @@ def _listing_digest(files: dict[str, bool]) -> bytes:
     return hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=16).digest()
 
 
-def _file_state(path: str) -> bytes:
+def _state(st: os.stat_result | None) -> bytes:
+    return b"" if st is None else _STAT.pack(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
+def _stat(path: str) -> os.stat_result | None:
     try:
-        st = os.stat(path)
+        return os.stat(path)
     except OSError:
-        return b""
-    return _STAT.pack(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+        return None
 
 
 class Lookups:
@@ -86,6 +91,7 @@ class Lookups:
 
     def __init__(self) -> None:
         self.made: list[Observation] | None = None
+        self._stats: dict[str, os.stat_result | None] = {}  # of the last task's files (see stat)
         #: a look-up followed symbolic links: the observations do not vouch for every result
         self.partial = False
 
@@ -105,9 +111,25 @@ class Lookups:
         if self.made is not None:
             self.made.append((LINK, folder, b"\1" if is_link else b"\0"))
 
-    def found(self, paths: Iterable[str], kind: int) -> None:
-        if self.made is not None:
-            self.made += ((kind, path, _file_state(path)) for path in paths)
+    def found(self, labels: Iterable[str], images: Iterable[str]) -> None:
+        """The files found for a task: its label maps and images."""
+        if self.made is None:
+            return
+        self._stats = stats = {}
+        for kind, paths in ((LABEL, labels), (IMAGE, images)):
+            for path in paths:
+                stats[path] = st = _stat(path)
+                self.made.append((kind, path, _state(st)))
+
+    def stat(self, path: str) -> os.stat_result:
+        """``os.stat``, answered for the last task's files from what :meth:`found` saw (so that what a task's
+        fingerprint is made from and what is observed of it are the same)."""
+        st = self._stats.get(path, _UNSEEN)
+        if st is _UNSEEN:
+            return os.stat(path)
+        if st is None:
+            raise FileNotFoundError(path)
+        return st  # type: ignore[no-any-return]
 
     def made_count(self) -> int:
         return len(self.made or ())
@@ -123,14 +145,14 @@ class Lookups:
 def still_hold(observations: Iterable[Observation], steady_images: bool = False) -> bool:
     """Whether every observation still holds. With ``steady_images``, an image's change time is not compared
     (every hard link made to a file changes it)."""
-    isdir, islink, state = os.path.isdir, os.path.islink, _file_state
+    isdir, islink = os.path.isdir, os.path.islink
     for kind, path, value in observations:
         if kind == LISTED_REAL:
             files = real_folder_files(path)
             if files is None or _listing_digest(files) != value:
                 return False
         elif kind >= LABEL:
-            now = state(path)
+            now = _state(_stat(path))
             if now != value and not (steady_images and kind == IMAGE and now[:24] == value[:24] and now):
                 return False
         elif kind == LISTED:

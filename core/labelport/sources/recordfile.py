@@ -245,15 +245,16 @@ class RecordFile:
             fields: list[Any] = msgspec.json.decode(piece, type=list[_Fields])
         except (RecursionError, msgspec.DecodeError, msgspec.ValidationError):
             fields = raws  # each record on its own (see _head)
+        spans, digests, heads, head_of = self._spans.extend, self._digests, self.heads.append, self._head
         for raw, head in zip(raws, fields):  # each value follows the last, after JSON whitespace and a comma
             while buf[at] in _SKIP:
                 at += 1
             length = len(raw)
             if not buf.startswith(raw, at):
                 raise SourceError("could not locate a record of the array", file=str(self.path))
-            self._spans.extend((base + at, length))
-            self._digests += _digest(raw)
-            self.heads.append(self._head(head, categories))
+            spans((base + at, length))
+            digests += _digest(raw)
+            heads(head_of(head, categories))
             at += length
 
     def _head(self, raw: Any, categories: dict[str, None]) -> Head:
@@ -266,10 +267,16 @@ class RecordFile:
             except (RecursionError, msgspec.DecodeError, msgspec.ValidationError):
                 raw = _decode(raw)  # not an object, or not shaped as expected: parsed in full
         if isinstance(fields, _Fields):
-            for series in fields.series or []:
+            for series in fields.series or ():
                 for entry in (series.segmentMap or {}).values():
-                    with contextlib.suppress(ValueError):  # reported when the task is opened
-                        categories.setdefault(category_name(entry.category), None)
+                    category = entry.category
+                    if type(category) is not str:
+                        try:
+                            category = category_name(category)
+                        except ValueError:  # reported when the task is opened
+                            continue
+                    if category not in categories:
+                        categories[category] = None
             stage = fields.currentStageName
             return Head(True, fields.taskId, fields.name, stage)
         if not isinstance(raw, dict):
