@@ -219,7 +219,7 @@ class Manifest:
             wal = os.path.isfile(self.path + "-wal")
             uri = Path(os.path.abspath(self.path)).as_uri() + ("?mode=ro" if wal else "?immutable=1")
             db = sqlite3.connect(uri, uri=True, isolation_level=None)
-            if db.execute("PRAGMA user_version").fetchone()[0] == _VERSION:
+            if db.execute("PRAGMA user_version").fetchone()[0] in (4, _VERSION):  # (4: the same, without a seal)
                 return db
             db.close()
         return None

@@ -96,7 +96,7 @@ class Lookups:
         self.partial = False
 
     def start(self) -> None:
-        self.made, self.partial = [], False
+        self.made, self.partial, self._stats = [], False, {}
 
     def listed(self, folder: str, files: dict[str, bool], real: bool = False) -> None:
         """A folder's files; ``real``: the folder is not a symbolic link (:func:`real_folder_files`)."""
