@@ -324,3 +324,27 @@ def test_output_files_are_present_exactly_when_isfile_says_so(tmp_path: Path) ->
         files = [f"case-{trial}/{name}" for name in rng.sample(names, rng.randrange(1, len(names) + 1))]
         assert manifest.present(files) == all((root / f).is_file() for f in files), (trial, files)
     manifest.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="forked worker processes are a POSIX thing")
+def test_worker_processes_forked_from_an_export_keep_no_observations(tmp_path: Path) -> None:
+    """Forked workers inherit the source: their own look-ups (for the tasks they run) are not kept, so their
+    memory does not grow with the tasks they run."""
+    import multiprocessing
+
+    src = LocalExport(tiny_export(tmp_path / "src", NAMES))
+    src.start_lookups()
+    paths = [r["series"][0]["segmentations"] for r in read_records(src.root)]
+
+    def look(conn: Any) -> None:
+        for path in paths:
+            src.find(path)
+        conn.send(len(src.lookups.made or ()))
+
+    parent, child = multiprocessing.get_context("fork").Pipe()
+    worker = multiprocessing.get_context("fork").Process(target=look, args=(child,))
+    worker.start()
+    assert parent.recv() == 0
+    worker.join()
+    look(child)
+    assert parent.recv() > 0

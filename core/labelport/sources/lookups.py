@@ -87,39 +87,48 @@ def _stat(path: str) -> os.stat_result | None:
 
 class Lookups:
     """The observations of one process's look-ups, from :meth:`start` on, kept until :meth:`take` hands them
-    on (nothing is kept before: a source used on its own does not grow)."""
+    on. Nothing is kept before, nor by worker processes forked later (they look files up for the tasks they
+    run, which the export does not need): a source used on its own does not grow."""
 
     def __init__(self) -> None:
         self.made: list[Observation] | None = None
+        self._pid = 0  # the process that started
         self._stats: dict[str, os.stat_result | None] = {}  # of the last task's files (see stat)
         #: a look-up followed symbolic links: the observations do not vouch for every result
         self.partial = False
 
     def start(self) -> None:
-        self.made, self.partial, self._stats = [], False, {}
+        self.made, self.partial, self._stats, self._pid = [], False, {}, os.getpid()
+
+    def _kept(self) -> list[Observation] | None:
+        return self.made if self._pid == os.getpid() else None
 
     def listed(self, folder: str, files: dict[str, bool], real: bool = False) -> None:
         """A folder's files; ``real``: the folder is not a symbolic link (:func:`real_folder_files`)."""
-        if self.made is not None:
-            self.made.append((LISTED_REAL if real else LISTED, folder, _listing_digest(files)))
+        made = self._kept()
+        if made is not None:
+            made.append((LISTED_REAL if real else LISTED, folder, _listing_digest(files)))
 
     def missing(self, folder: str) -> None:
-        if self.made is not None:
-            self.made.append((MISSING, folder, b""))
+        made = self._kept()
+        if made is not None:
+            made.append((MISSING, folder, b""))
 
     def link(self, folder: str, is_link: bool) -> None:
-        if self.made is not None:
-            self.made.append((LINK, folder, b"\1" if is_link else b"\0"))
+        made = self._kept()
+        if made is not None:
+            made.append((LINK, folder, b"\1" if is_link else b"\0"))
 
     def found(self, labels: Iterable[str], images: Iterable[str]) -> None:
         """The files found for a task: its label maps and images."""
-        if self.made is None:
+        made = self._kept()
+        if made is None:
             return
         self._stats = stats = {}
         for kind, paths in ((LABEL, labels), (IMAGE, images)):
             for path in paths:
                 stats[path] = st = _stat(path)
-                self.made.append((kind, path, _state(st)))
+                made.append((kind, path, _state(st)))
 
     def stat(self, path: str) -> os.stat_result:
         """``os.stat``, answered for the last task's files from what :meth:`found` saw (so that what a task's
