@@ -34,12 +34,16 @@ _STAT = struct.Struct("<4q")  # size, modification time, inode, change time (ns)
 _UNSEEN: Any = object()
 
 
+def _files(folder: str | int) -> dict[str, bool]:
+    with os.scandir(folder) as entries:
+        return {e.name: e.is_symlink() for e in entries if e.is_file()}
+
+
 def folder_files(folder: str) -> dict[str, bool] | None:
     """The files of a folder, each with whether it is a symbolic link (from the directory entries); None when
     the folder is not there, and no files when it cannot be listed (not a folder, not readable)."""
     try:
-        with os.scandir(folder or ".") as entries:
-            return {e.name: e.is_symlink() for e in entries if e.is_file()}
+        return _files(folder or ".")
     except FileNotFoundError:
         return None
     except OSError:
@@ -61,8 +65,7 @@ def real_folder_files(folder: str) -> dict[str, bool] | None:
     except OSError:
         return None
     try:
-        with os.scandir(fd) as entries:
-            return {e.name: e.is_symlink() for e in entries if e.is_file()}
+        return _files(fd)
     except OSError:
         return None
     finally:
@@ -156,16 +159,12 @@ def still_hold(observations: Iterable[Observation], steady_images: bool = False)
     (every hard link made to a file changes it)."""
     isdir, islink = os.path.isdir, os.path.islink
     for kind, path, value in observations:
-        if kind == LISTED_REAL:
-            files = real_folder_files(path)
-            if files is None or _listing_digest(files) != value:
-                return False
-        elif kind >= LABEL:
+        if kind >= LABEL:
             now = _state(_stat(path))
             if now != value and not (steady_images and kind == IMAGE and now[:24] == value[:24] and now):
                 return False
-        elif kind == LISTED:
-            files = folder_files(path)
+        elif kind in (LISTED, LISTED_REAL):
+            files = (real_folder_files if kind == LISTED_REAL else folder_files)(path)
             if files is None or _listing_digest(files) != value:
                 return False
         elif kind == MISSING:
