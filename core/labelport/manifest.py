@@ -35,7 +35,7 @@ import msgspec
 from .outdir import FOLDER
 from .paths import safe_join
 from .sources.base import Missing
-from .sources.lookups import folder_files
+from .sources.lookups import Observation, folder_files
 
 __all__ = ["Manifest", "fingerprint", "input_digest", "record_digest"]
 
@@ -342,7 +342,7 @@ class Manifest:
         """Whether every file of every task is on disk."""
         return all(self.present(_FILES.decode(files)) for (files,) in self._db.execute("SELECT files FROM task"))
 
-    def seen(self) -> Iterator[tuple[int, str, bytes]]:
+    def seen(self) -> Iterator[Observation]:
         """The observations of the sealed export's look-ups (see :mod:`labelport.sources.lookups`), the files'
         sizes and times first (edited files are the most common change)."""
         return iter(self._db.execute("SELECT kind, path, value FROM seen ORDER BY kind DESC, path DESC, value DESC"))
@@ -390,7 +390,7 @@ class Manifest:
         self.unseal()
         self._db.execute("DELETE FROM seen")
 
-    def add_seen(self, observations: list[tuple[int, str, bytes]]) -> None:
+    def add_seen(self, observations: list[Observation]) -> None:
         if observations:
             self._begin()
             self._db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?, ?)", observations)
