@@ -425,6 +425,44 @@ def test_mhd_zlib_stream_deflated_in_pieces_is_one_valid_stream(size: int) -> No
     assert stream[-4:] == zlib.adler32(data).to_bytes(4, "big")
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_mhd_zlib_stream_made_partly_from_deflated_zeros_is_the_data(seed: int) -> None:
+    """Runs known to be zero (short and long, first and last, across a 32 MiB piece's end), made from zeros
+    deflated once: zlib reads back the data and checks the Adler-32 combined over them."""
+    import zlib
+
+    from labelport_writers.mhd import zlib_stream
+
+    rng = np.random.default_rng(seed)
+    data = np.zeros(int(rng.choice([1, 5000, 3 << 20, (40 << 20) + 7])), np.uint8)
+    data[rng.integers(0, data.size, int(rng.integers(1, 40)))] = rng.integers(1, 256, 1)
+    edges = np.flatnonzero(np.diff(np.concatenate([[1], data, [1]]) == 0))  # the data's own runs of zeros
+    zeros = [(int(s), int(s + (e - s) * rng.random())) for s, e in zip(edges[::2], edges[1::2]) if rng.random() < 0.8]
+    stream = zlib_stream(memoryview(data), zeros)
+    assert zlib.decompress(stream) == data.tobytes()
+    assert stream[-4:] == zlib.adler32(data.tobytes()).to_bytes(4, "big")
+    with pytest.raises(ValueError, match="sorted"):
+        zlib_stream(memoryview(data), [(0, data.size + 1)])
+
+
+@pytest.mark.parametrize("dtype,order", [("uint16", "F"), (">i4", "C")])  # (peaks from the read, or a pass)
+def test_mhd_zero_runs_are_the_empty_slices_of_a_label_map(dtype: str, order: str) -> None:
+    from labelport_writers.mhd import zero_runs
+
+    array = np.zeros((7, 5, 300), dtype, order=order)  # type: ignore[call-overload]
+    array[2, 1, 3] = array[6, 3, 4] = array[0, 2, 250] = -9 if dtype[-2] == "i" else 9
+    plane = 7 * 5 * array.itemsize
+    label_map = labelport.LabelMap("x", lambda _: labelport.LabelVolume(array, np.eye(4), None))
+    assert zero_runs(label_map) == [(0, 3 * plane), (5 * plane, 250 * plane), (251 * plane, 300 * plane)]
+    flat = np.frombuffer(memoryview(np.asfortranarray(array).T).cast("B"), np.uint8)
+    assert not any(flat[start:end].any() for start, end in zero_runs(label_map))
+    array[:, :, 299] = 1
+    label_map.release()
+    assert zero_runs(label_map)[-1] == (251 * plane, 299 * plane)
+    assert zero_runs(labelport.LabelMap("x", lambda _: labelport.LabelVolume(array * 0, np.eye(4), None))) \
+        == [(0, flat.size)]
+
+
 @pytest.mark.parametrize("dtype", ["uint8", "uint16", "int32"])
 def test_mhd_header_is_the_one_itk_writes(tmp_path: Path, dtype: str) -> None:
     """Our MetaImage, written without ITK, against SimpleITK writing the same array and geometry (an oblique,

@@ -250,6 +250,18 @@ class LabelMap:
                 int(self.array.max()) if self.array.size else 0
         return self.cache["top"]  # type: ignore[no-any-return]
 
+    @property
+    def occupied_slices(self) -> np.ndarray:
+        """Whether each k slice holds a non-zero voxel: one bool per slice of a 3-D map (from the pass that
+        finds the extent), or a single True for any other shape."""
+        if "occupied" not in self.cache:
+            import numpy as np
+
+            peaks, arr = self._peaks(), self.array
+            self.cache["occupied"] = peaks != 0 if peaks is not None else \
+                arr.any(axis=(0, 1)) if arr.ndim == 3 else np.ones(1, bool)
+        return self.cache["occupied"]  # type: ignore[no-any-return]
+
     def _peaks(self) -> np.ndarray | None:
         """:func:`slice_peaks` of the array (computed once: the largest value and the extent share the pass)."""
         if "peaks" not in self.cache:

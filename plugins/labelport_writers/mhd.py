@@ -8,6 +8,8 @@ the label array: no copy into an ITK image.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -69,7 +71,10 @@ def mhd_header(shape: tuple[int, ...], dtype: Any, affine: np.ndarray, data_file
 
 
 _PIECE = 32 << 20  # bytes deflated per thread (see zlib_stream)
+_ZERO_RUN = 64 << 10  # zeros known as such are not deflated again from this many bytes on (see zlib_stream)
+_UNIT = 1 << 20  # zeros are deflated this many bytes at a time, once per process (see _zeros)
 _ADLER_BASE = 65521
+_LAST_BLOCK = b"\x03\x00"  # an empty final deflate block (fixed codes), after pieces that end on a full flush
 
 
 def _adler32_combine(first: int, second: int, second_length: int) -> int:
@@ -80,34 +85,85 @@ def _adler32_combine(first: int, second: int, second_length: int) -> int:
     return low | high << 16
 
 
-def _deflate_piece(piece: memoryview, last: bool) -> tuple[bytes, int]:
+def _deflate_piece(piece: memoryview) -> tuple[bytes, int]:
+    """A piece of data as raw deflate blocks ending on a full flush, and its Adler-32."""
     from isal import isal_zlib
 
     raw = isal_zlib.compressobj(1, isal_zlib.DEFLATED, -15)
-    out = raw.compress(piece) + raw.flush(isal_zlib.Z_FINISH if last else isal_zlib.Z_FULL_FLUSH)
-    return out, isal_zlib.adler32(piece)
+    return raw.compress(piece) + raw.flush(isal_zlib.Z_FULL_FLUSH), isal_zlib.adler32(piece)
 
 
-def zlib_stream(data: memoryview) -> bytes:
-    """``data`` as one zlib stream (level 1, ISA-L), deflated in pieces of 32 MiB on as many threads as there
-    are CPUs (ISA-L lets go of the GIL): each piece but the last ends with a full flush, so the raw pieces join
-    into one deflate stream, and the Adler-32 of the whole is combined from theirs. The bytes depend on the
-    data alone, not on the number of CPUs."""
+@functools.lru_cache(maxsize=64)
+def _zeros_deflated(length: int) -> bytes:
+    return _deflate_piece(memoryview(bytes(length)))[0]
+
+
+def _zeros(length: int) -> tuple[bytes, int]:
+    """``length`` zero bytes as :func:`_deflate_piece` makes them, from the deflated 1 MiB (the same bytes
+    repeated) and the deflated rest; and their Adler-32 (the sum of the bytes stays 1: the second sum grows by 1
+    per byte)."""
+    whole, rest = divmod(length, _UNIT)
+    return (_zeros_deflated(_UNIT) * whole + (_zeros_deflated(rest) if rest else b""),
+            1 | length % _ADLER_BASE << 16)
+
+
+def _pieces(size: int, zeros: Iterable[tuple[int, int]]) -> list[tuple[int, int, bool]]:
+    """``(start, end, zero)``: the runs of ``zeros`` of at least :data:`_ZERO_RUN` bytes, and pieces of at most
+    :data:`_PIECE` bytes of the data between them."""
+    pieces: list[tuple[int, int, bool]] = []
+    at = last = 0
+    for start, end in [*zeros, (size, size)]:
+        if not last <= start <= end <= size:
+            raise ValueError(f"zero runs must be sorted, apart and within the data: {start}, {end}")
+        last = end
+        if end - start < _ZERO_RUN and end < size:
+            continue
+        pieces += [(a, min(a + _PIECE, start), False) for a in range(at, start, _PIECE)]
+        if end > start:
+            pieces.append((start, end, True))
+        at = end
+    return pieces
+
+
+def zlib_stream(data: memoryview, zeros: Iterable[tuple[int, int]] = ()) -> bytes:
+    """``data`` as one zlib stream (level 1, ISA-L). ``zeros``: byte ranges ``(start, end)``, in order, that
+    are known to hold only zeros; runs of 64 KiB or more are made from zeros deflated once per process instead
+    of being deflated (most of most label maps is empty). The rest is deflated in pieces of 32 MiB on as many
+    threads as there are CPUs (ISA-L lets go of the GIL). Every piece ends on a full flush, so the raw pieces
+    join into one deflate stream, closed by an empty final block; the Adler-32 of the whole is combined from
+    theirs. The bytes depend on the data and ``zeros`` alone, not on the number of CPUs."""
     import os
     from concurrent.futures import ThreadPoolExecutor
 
-    pieces = [data[at: at + _PIECE] for at in range(0, len(data), _PIECE)] or [data]
-    lasts = [n == len(pieces) - 1 for n in range(len(pieces))]
-    threads = min(len(pieces), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    pieces = _pieces(len(data), zeros)
+    full = [data[start:end] for start, end, zero in pieces if not zero]
+    threads = min(len(full), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    deflated: Iterator[tuple[bytes, int]]
     if threads > 1:
         with ThreadPoolExecutor(threads) as pool:
-            done = list(pool.map(_deflate_piece, pieces, lasts))
+            deflated = iter(list(pool.map(_deflate_piece, full)))
     else:
-        done = list(map(_deflate_piece, pieces, lasts))
-    adler = done[0][1]
-    for piece, (_, piece_adler) in zip(pieces[1:], done[1:]):
-        adler = _adler32_combine(adler, piece_adler, len(piece))
-    return b"\x78\x01" + b"".join(out for out, _ in done) + adler.to_bytes(4, "big")
+        deflated = map(_deflate_piece, full)
+    parts, adler = [b"\x78\x01"], 1
+    for start, end, zero in pieces:
+        out, piece_adler = _zeros(end - start) if zero else next(deflated)
+        parts.append(out)
+        adler = _adler32_combine(adler, piece_adler, end - start)
+    return b"".join([*parts, _LAST_BLOCK, adler.to_bytes(4, "big")])
+
+
+def zero_runs(label_map: labelport.LabelMap) -> list[tuple[int, int]]:
+    """The byte ranges of a label map's voxels, stored as MetaImage stores them (k slice after k slice), that
+    hold only zeros: its runs of empty slices, known from the pass that read it (finding the rows of the others
+    would take a pass of its own, which costs about what deflating them does)."""
+    import numpy as np
+
+    if label_map.array.ndim != 3:
+        return []
+    flags = np.concatenate([[True], label_map.occupied_slices, [True]])
+    edges = np.flatnonzero(flags[1:] != flags[:-1])  # where runs of empty slices start and end
+    plane = label_map.array.nbytes // label_map.array.shape[2]
+    return [(int(start) * plane, int(end) * plane) for start, end in zip(edges[::2], edges[1::2])]
 
 
 def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
@@ -119,7 +175,7 @@ def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
         array = label_map.array
         little = array.astype(array.dtype.newbyteorder("<"), copy=False)
         voxels = memoryview(np.asfortranarray(little).T).cast("B")  # i fastest, as MetaImage stores it
-        data = zlib_stream(voxels) if opts.compress else voxels
+        data = zlib_stream(voxels, zero_runs(label_map)) if opts.compress else voxels
         paths = [ctx.series_path(series, ".mhd"), ctx.series_path(series, ".zraw" if opts.compress else ".raw")]
         try:
             header = mhd_header(array.shape, array.dtype, label_map.affine, paths[1].rsplit("/", 1)[-1],
