@@ -119,6 +119,45 @@ def test_in_process_conflict_and_broken_register(recwarn: Any) -> None:
     assert any("boom" in (b.error or "") for b in registry.broken)
 
 
+def test_the_table_of_builtin_writers_is_what_their_modules_register() -> None:
+    import importlib
+
+    from labelport.plugins import BUILTIN_WRITERS
+
+    registered = {spec.name: module for module in dict.fromkeys(BUILTIN_WRITERS.values())
+                  for spec in importlib.import_module(module).register_writers()}
+    assert registered == BUILTIN_WRITERS
+
+
+def test_a_command_imports_only_the_builtin_writers_it_uses() -> None:
+    code = textwrap.dedent("""
+        import json, sys, labelport
+        registry = labelport.Registry(entry_point_plugins=False)
+        loaded = lambda: sorted(m for m in sys.modules if m.startswith("labelport_writers."))
+        steps = [loaded(), registry.writer("mhd").name, loaded()]
+        registry.writers()
+        print(json.dumps(steps + [loaded()]))
+    """)
+    before, name, one, every = json.loads(subprocess.run([sys.executable, "-c", code], check=True, text=True,
+                                                         capture_output=True).stdout)
+    assert (before, name) == ([], "mhd")
+    assert one == ["labelport_writers._common", "labelport_writers.mhd"]
+    assert len(every) == len(labelport.plugins.BUILTIN_PLUGINS) + 1
+
+
+def test_a_builtin_writer_whose_module_fails_to_import_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "labelport_writers.png", None)  # (importing it raises ImportError)
+    registry = labelport.Registry(entry_point_plugins=False)
+    assert registry.writer("nifti").name == "nifti"
+    with pytest.warns(UserWarning, match="skipping plugin 'labelport_writers.png'"), \
+            pytest.raises(PluginError, match=r"writer 'png' cannot be used: its module 'labelport_writers\.png' "
+                                             r"failed to load: ModuleNotFoundError"):
+        registry.writer("png")
+    assert "png" not in [w.name for w in registry.writers()] and "mhd" in [w.name for w in registry.writers()]
+    with pytest.raises(labelport.UnknownWriterError, match=r"unknown writer 'pgn'.*available: .*coco.*mhd.*semantic"):
+        registry.writer("pgn")
+
+
 #: the contract's project has tasks whose series lie on different grids, which one training case cannot mix
 CONTRACT_OPTIONS = {"nnunet": {"case": "series"}, "monai": {"case": "series"}}
 

@@ -28,27 +28,31 @@ from .entrypoints import find_entry_points
 from .errors import PluginError, UnknownWriterError, did_you_mean
 from .writer import WriterSpec
 
-__all__ = ["BUILTIN_PLUGINS", "ENTRY_POINT_GROUP", "PLUGINS_ENV", "STRICT_ENV", "PluginInfo", "Registry",
-           "WriterInfo", "load_named"]
+__all__ = ["BUILTIN_PLUGINS", "BUILTIN_WRITERS", "ENTRY_POINT_GROUP", "PLUGINS_ENV", "STRICT_ENV", "PluginInfo",
+           "Registry", "WriterInfo", "load_named"]
 
 ENTRY_POINT_GROUP = "labelport"
 STRICT_ENV = "LABELPORT_STRICT_PLUGINS"
 PLUGINS_ENV = "LABELPORT_PLUGINS"
-#: built-in writer modules, registered exactly as a third-party module would be
-BUILTIN_PLUGINS = (
-    "labelport_writers.nifti",
-    "labelport_writers.semantic",
-    "labelport_writers.binary",
-    "labelport_writers.overlapping",
-    "labelport_writers.png",
-    "labelport_writers.mhd",
-    "labelport_writers.rtstruct",
-    "labelport_writers.dicomseg",
-    "labelport_writers.images",
-    "labelport_writers.nnunet",
-    "labelport_writers.decathlon",
-    "labelport_writers.coco",
-)
+#: the built-in writers and the module that registers each, registered exactly as a third-party module would be.
+#: When no other plugin is installed, a command imports only the modules of the writers it uses (a test checks
+#: this table against what the modules register).
+BUILTIN_WRITERS = {
+    "nifti": "labelport_writers.nifti",
+    "semantic-nifti": "labelport_writers.semantic",
+    "binary-mask": "labelport_writers.binary",
+    "overlapping": "labelport_writers.overlapping",
+    "png": "labelport_writers.png",
+    "mhd": "labelport_writers.mhd",
+    "rtstruct": "labelport_writers.rtstruct",
+    "dicom-seg": "labelport_writers.dicomseg",
+    "images-nifti": "labelport_writers.images",
+    "nnunet": "labelport_writers.nnunet",
+    "monai": "labelport_writers.decathlon",
+    "coco": "labelport_writers.coco",
+}
+#: built-in writer modules
+BUILTIN_PLUGINS = tuple(dict.fromkeys(BUILTIN_WRITERS.values()))
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,9 @@ def _strict() -> bool:
 
 
 class Registry:
-    """Loads plugins and answers which writers exist. Cheap enough to build per command."""
+    """Loads plugins and answers which writers exist. Cheap enough to build per command: unless another plugin
+    is installed (whose writer names must be checked against theirs), built-in writer modules are imported when
+    their writers are first asked for."""
 
     def __init__(self, *, entry_point_plugins: bool = True, extra: Iterable[tuple[str, Any]] = ()) -> None:
         extra = list(extra)
@@ -112,18 +118,31 @@ class Registry:
         self.broken: list[PluginInfo] = []
         self.conflicts: dict[str, list[WriterInfo]] = {}
         self._owner: dict[str, PluginInfo] = {}
+        self._writers: dict[str, WriterInfo] = {}
         #: plugins given as objects (``extra``) exist only in this process, not on worker processes
         self.in_process = bool(extra)
+        entry_points = find_entry_points(ENTRY_POINT_GROUP) if entry_point_plugins else []
+        named = _named_plugins() if entry_point_plugins else []
+        #: built-in writer modules not imported yet
+        self._later = [] if extra or entry_points or named else list(BUILTIN_PLUGINS)
         for module in BUILTIN_PLUGINS:
-            self._add(module, "labelport", __version__, lambda m=module: importlib.import_module(m))
+            if module not in self._later:
+                self._add(module, "labelport", __version__, lambda m=module: importlib.import_module(m))
         for name, plugin in extra:
             self._add(name, name, "", lambda p=plugin: p)
-        if entry_point_plugins:
-            for ep in find_entry_points(ENTRY_POINT_GROUP):
-                self._add(ep.name, ep.package, ep.version, ep.load)
-            for spec in _named_plugins():
-                self._add(spec, f"{PLUGINS_ENV} {spec}", "", lambda s=spec: load_named(s))
-        self._writers = self._collect()
+        for ep in entry_points:
+            self._add(ep.name, ep.package, ep.version, ep.load)
+        for spec in named:
+            self._add(spec, f"{PLUGINS_ENV} {spec}", "", lambda s=spec: load_named(s))
+        self._collect(list(self._owner))
+
+    def _load_later(self, modules: Iterable[str]) -> None:
+        """Import and register built-in writer modules that were left for later."""
+        modules = [m for m in modules if m in self._later]
+        for module in modules:
+            self._later.remove(module)
+            self._add(module, "labelport", __version__, lambda m=module: importlib.import_module(m))
+        self._collect([m for m in modules if m in self._owner])
 
     def _fail(self, info: PluginInfo, exc: BaseException, what: str) -> None:
         if _strict():
@@ -154,9 +173,12 @@ class Registry:
         self._owner[name] = info
         self.plugins.append(info)
 
-    def _collect(self) -> dict[str, WriterInfo]:
-        found: dict[str, WriterInfo] = {}
-        for impl in self.pm.hook.register_writers.get_hookimpls():  # registration order
+    def _collect(self, plugins: list[str]) -> None:
+        """Add the writers of these registered plugins, in registration order."""
+        found, new = self._writers, set()
+        for impl in self.pm.hook.register_writers.get_hookimpls():
+            if impl.plugin_name not in plugins:
+                continue
             info = self._owner[impl.plugin_name]
             try:
                 specs = impl.function()
@@ -172,14 +194,14 @@ class Registry:
                 if spec.name in found or spec.name in self.conflicts:
                     self.conflicts.setdefault(spec.name, [found.pop(spec.name)] if spec.name in found else [])
                     self.conflicts[spec.name].append(entry)
+                    new.add(spec.name)
                 else:
                     found[spec.name] = entry
-        for name in self.conflicts:
+        for name in sorted(new):
             message = self.conflict_message(name)
             if _strict():
                 raise PluginError(message)
             warnings.warn(f"labelport: {message}", stacklevel=3)
-        return found
 
     def conflict_message(self, name: str) -> str:
         owners = " and ".join(f"{w.plugin.package!r} (plugin {w.plugin.name!r})" for w in self.conflicts[name])
@@ -187,14 +209,22 @@ class Registry:
 
     def writers(self) -> list[WriterInfo]:
         """Every usable writer, sorted by name."""
+        self._load_later(list(self._later))
         return [self._writers[n] for n in sorted(self._writers)]
 
     def writer(self, name: str) -> WriterInfo:
+        if name in BUILTIN_WRITERS:
+            self._load_later([BUILTIN_WRITERS[name]])
         if name in self.conflicts:
             raise PluginError(self.conflict_message(name))
         try:
             return self._writers[name]
         except KeyError:
-            known = ", ".join(sorted(self._writers)) or "none"
-            raise UnknownWriterError(f"unknown writer {name!r}{did_you_mean(name, self._writers)} "
-                                     f"(available: {known})") from None
+            pass
+        broken = [b for b in self.broken if b.name == BUILTIN_WRITERS.get(name)]
+        if broken:
+            raise PluginError(f"writer {name!r} cannot be used: its module {broken[0].name!r} {broken[0].error}")
+        self._load_later(list(self._later))  # (to name them all)
+        known = ", ".join(sorted(self._writers)) or "none"
+        raise UnknownWriterError(f"unknown writer {name!r}{did_you_mean(name, self._writers)} "
+                                 f"(available: {known})") from None
