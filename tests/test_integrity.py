@@ -254,7 +254,8 @@ def _edit(rng: random.Random, src: Path, out: Path, step: int) -> tuple[str, dic
     it."""
     records = read_records(src)
     kind = rng.choice(["rename", "remove", "add", "taxonomy", "label", "options", "filter", "image", "images",
-                       "spelling", "id", "nothing", "nothing", "project path", "shadow", "lose output"])
+                       "spelling", "id", "nothing", "nothing", "project path", "shadow", "lose output",
+                       "taxonomy file"])
     options: dict[str, Any] = {}
     project = [r for r in records if r["series"][0]["segmentations"].startswith(f"{src.name}/")]
     if kind == "rename" and records:
@@ -267,7 +268,12 @@ def _edit(rng: random.Random, src: Path, out: Path, step: int) -> tuple[str, dic
         write_label_map(src / path, label_map(step))
         records.insert(rng.randrange(len(records) + 1), task_record(100 + step, rng.choice(["dup", f"new {step}"]),
                                                                     path))
-    elif kind == "taxonomy":
+    elif kind == "taxonomy file":  # the taxonomy file goes (the taxonomy is derived) or comes back
+        if (src / "taxonomy.json").exists():
+            (src / "taxonomy.json").unlink()
+        else:
+            (src / "taxonomy.json").write_text(json.dumps(TAXONOMY))
+    elif kind == "taxonomy" and (src / "taxonomy.json").exists():
         taxonomy = json.loads((src / "taxonomy.json").read_text())
         types = taxonomy["objectTypes"]
         i, j = rng.sample(range(len(types)), 2)

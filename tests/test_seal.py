@@ -14,7 +14,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 import pytest
-from cases import label_map, read_records, tiny_export, write_label_map, write_records
+from cases import TAXONOMY, label_map, read_records, tiny_export, write_label_map, write_records
 
 import labelport
 from labelport.pipeline import TaskDone
@@ -278,6 +278,78 @@ def test_a_manifest_changed_by_anything_else_is_not_trusted(tmp_path: Path, spy:
     db.close()
     report, looked = spy.export(src, out, ["nifti"])
     assert looked == 4 and report.unchanged == {"nifti": 4}
+    for summary in ('{"records": "4", "categories": []}', "not JSON", None):  # a summary that is not one
+        with sqlite3.connect(path) as db:
+            db.execute("DELETE FROM meta WHERE name = 'seal_summary'")
+            if summary is not None:
+                db.execute("INSERT INTO meta VALUES ('seal_summary', ?)", (summary,))
+        db.close()
+        report, looked = spy.export(src, out, ["nifti"])
+        assert looked == 4 and report.unchanged == {"nifti": 4}
+    assert spy.export(src, out, ["nifti"])[1] == 0
+
+
+class Splits:
+    """Counts the times tasks.json is split (none when an export took the seal); ``before`` runs first."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, before: Callable[[], None] = lambda: None) -> None:
+        from labelport.sources.recordfile import RecordFile
+
+        self.count, real = 0, RecordFile.__init__
+
+        def counted(records: RecordFile, path: Path) -> None:
+            self.count += 1
+            before()
+            real(records, path)
+
+        monkeypatch.setattr(RecordFile, "__init__", counted)
+
+
+def test_a_sealed_export_reads_no_record(tmp_path: Path, spy: Spy, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It takes the number of tasks and the categories that complete the taxonomy from the seal: the same
+    counts, warnings and review taxonomy as an export that reads every record, with one worker or two."""
+    src = tiny_export(tmp_path / "src", NAMES, taxonomy={"name": "partial", "objectTypes": [
+        {"category": "Kidney", "classId": 4, "color": "#00ff00"}]})
+    out = tmp_path / "out"
+    splits = Splits(monkeypatch)
+    first, looked = spy.export(src, out, ["nifti", "semantic-nifti"])
+    assert first.ok and looked == 4 and splits.count == 1
+    assert any("categories missing from the taxonomy" in w for w in first.warnings)
+    review = (out / "nifti" / ".labelport" / "taxonomy.json").read_bytes()
+    for workers in (1, 2):
+        again, looked = spy.export(src, out, ["nifti", "semantic-nifti"], workers=workers)
+        assert looked == 0 and splits.count == 1
+        assert (again.tasks_seen, again.unchanged, again.warnings) == (4, first.written, first.warnings)
+        assert (out / "nifti" / ".labelport" / "taxonomy.json").read_bytes() == review
+    (src / "taxonomy.json").write_text(json.dumps(TAXONOMY))  # (the categories now all have their class ids)
+    report, looked = spy.export(src, out, ["nifti", "semantic-nifti"])
+    assert looked == 4 and splits.count == 2 and not report.warnings
+    assert report.written["semantic-nifti"] == 4  # (the class ids changed)
+    clean = tmp_path / "clean"
+    labelport.export(src, clean, ["nifti", "semantic-nifti"])
+    assert _trees(out) == _trees(clean)
+
+
+def test_tasks_json_changed_while_it_is_read_leaves_no_seal(tmp_path: Path, spy: Spy,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key is made from tasks.json's bytes before its records are split: when the split finds other bytes,
+    the export does not seal (a later tasks.json with the first bytes again would be taken for the records
+    exported)."""
+    src = tiny_export(tmp_path / "src", NAMES)
+    out = tmp_path / "out"
+    assert labelport.export(src, out, ["nifti"]).ok
+    spelled = [json.dumps(read_records(src)), json.dumps(read_records(src), indent=3)]
+    (src / "tasks.json").write_text(spelled[0])  # (the seal does not hold: the key's digest is of these bytes)
+    rewrite = [True]
+    Splits(monkeypatch, before=lambda: rewrite[0] and (src / "tasks.json").write_text(spelled[1]))
+    report, looked = spy.export(src, out, ["nifti"])
+    assert report.ok and looked == 4 and report.unchanged == {"nifti": 4}
+    from labelport.manifest import Manifest
+
+    assert Manifest(str(out)).seal is None
+    rewrite[0] = False
+    (src / "tasks.json").write_text(spelled[0])
+    assert spy.export(src, out, ["nifti"])[1] == 4
     assert spy.export(src, out, ["nifti"])[1] == 0
 
 

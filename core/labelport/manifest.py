@@ -182,6 +182,8 @@ class Manifest:
         #: the seal of the export that left every task as recorded here (see :mod:`labelport.seal`), until a
         #: task's record changes
         self.seal: str | None = meta.get("seal")
+        #: the source's summary kept with the seal (see :meth:`set_seal`)
+        self.seal_summary: str | None = meta.get("seal_summary")
 
     def _open(self, readonly: bool) -> sqlite3.Connection:
         db = self._recorded_readonly() if readonly else None
@@ -382,8 +384,8 @@ class Manifest:
         """Drop the seal: a task's record changes."""
         self._begin()
         if self.seal is not None:
-            self.seal = None
-            self._db.execute("DELETE FROM meta WHERE name = 'seal'")
+            self.seal = self.seal_summary = None
+            self._db.execute("DELETE FROM meta WHERE name IN ('seal', 'seal_summary')")
 
     def start_seen(self) -> None:
         """Drop the seal and the observations it stood on: the observations of this export come next."""
@@ -395,10 +397,15 @@ class Manifest:
             self._begin()
             self._db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?, ?)", observations)
 
-    def set_seal(self, seal: str) -> None:
-        """Seal the manifest: every task of the source is recorded as written from its current inputs."""
-        self.seal = seal
+    def set_seal(self, seal: str, summary: str | None = None) -> None:
+        """Seal the manifest: every task of the source is recorded as written from its current inputs; with
+        the source's :meth:`~labelport.sources.Source.summary`."""
+        self.seal, self.seal_summary = seal, summary
         self._set("seal", seal)
+        if summary is not None:
+            self._set("seal_summary", summary)
+        else:
+            self._db.execute("DELETE FROM meta WHERE name = 'seal_summary'")
 
     def _set(self, name: str, value: str) -> None:
         self._begin()

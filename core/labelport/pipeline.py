@@ -364,9 +364,9 @@ class _Runner:
             self.pool.close(kill=kill)
 
 
-def _workers_for(src: Source, workers: int, timeout: float | None, registry: Registry, scheduler: Any = None) -> int:
-    """The worker processes to use: 1 when plugins or the source cannot reach other processes (0: not even for
-    a time limit). A Dask cluster has no such fallback: there, either is an error."""
+def _workers_for(src: Source, workers: int, registry: Registry, scheduler: Any = None) -> int:
+    """The worker processes to use: 1 when plugins cannot reach other processes. A Dask cluster has no such
+    fallback: there, that and a source that cannot be sent are errors."""
     remote = scheduler is not None
     if (workers > 1 or remote) and registry.in_process:
         if remote:
@@ -374,18 +374,30 @@ def _workers_for(src: Source, workers: int, timeout: float | None, registry: Reg
                               "packages or name them with --plugin/LABELPORT_PLUGINS on every worker")
         warnings.warn("plugins registered in this process cannot run on worker processes; using one", stacklevel=3)
         return 1
-    if workers > 1 or timeout is not None or remote:
+    if remote:
         import pickle
 
         try:
             pickle.dumps(src)
         except Exception as exc:  # a Source holding a connection or a lock, say
-            if remote:
-                raise OptionError(f"the source cannot be sent to Dask workers ({exc})") from None
-            warnings.warn(f"the source cannot be sent to worker processes ({exc}); using one"
-                          + (" and no time limit" if timeout is not None else ""), stacklevel=3)
-            return 0
+            raise OptionError(f"the source cannot be sent to Dask workers ({exc})") from None
     return workers
+
+
+def _sendable(src: Source, workers: int, timeout: float | None) -> tuple[int, float | None]:
+    """The local worker processes and time limit to use: one worker and no limit (this process) when the source
+    cannot be sent to other processes. (Tried only when tasks are to be looked at: a sent source has its
+    taxonomy worked out first.)"""
+    if workers > 1 or timeout is not None:
+        import pickle
+
+        try:
+            pickle.dumps(src)
+        except Exception as exc:  # a Source holding a connection or a lock, say
+            warnings.warn(f"the source cannot be sent to worker processes ({exc}); using one"
+                          + (" and no time limit" if timeout is not None else ""), stacklevel=4)
+            return 1, None
+    return workers, timeout
 
 
 def export(
@@ -451,6 +463,8 @@ def export(
     if scheduler is not None and not isinstance(source, Source):  # workers elsewhere: no path relative to here
         source = os.path.abspath(source)
     src = open_source(source, task_filter=task_filter, taxonomy=taxonomy, allow_outside_paths=allow_outside_paths)
+    if not any(os.path.exists(os.path.join(r, ".labelport", "manifest.sqlite")) for r in _roots(out, chosen).values()):
+        src.taxonomy  # noqa: B018  (a first export reads the whole source before it creates anything)
     if scheduler is not None and isinstance(src, LocalExport) and not src.root.is_absolute():
         raise OptionError(f"a Dask cluster needs the export folder as an absolute path, not {str(src.root)!r}")
     stage = task_filter.stage or getattr(getattr(src, "filter", None), "stage", None)
@@ -460,10 +474,8 @@ def export(
     src.label_memory = max_label_memory
     out = os.fspath(out) if scheduler is None else os.path.abspath(out)
     check_output(out, str(src.root) if isinstance(src, LocalExport) else None)
-    workers = _workers_for(src, workers, task_timeout, registry, scheduler)
-    if workers == 0:
-        workers, task_timeout = 1, None
-    roots = {info.name: out if len(chosen) == 1 else os.path.join(out, info.name) for info, _ in chosen}
+    workers = _workers_for(src, workers, registry, scheduler)
+    roots = _roots(out, chosen)
     names = list(roots)
     report = ExportReport(out=out, roots=roots, written=dict.fromkeys(names, 0),
                           unchanged=dict.fromkeys(names, 0), removed=dict.fromkeys(names, 0))
@@ -520,20 +532,25 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
          settings: Settings, notify: _Notify, workers: int, scheduler: Any, timeout: float | None,
          force: bool, dry_run: bool = False) -> None:
     names = list(roots)
-    taxonomy = _digest(src.taxonomy)
     versions = {info.name: f"{info.plugin.package} {info.plugin.version}" for info, _ in chosen}
     # reference mode: items are paths from each writer root to the source, so where the roots are counts
     where = {n: os.path.abspath(r) if settings.images == "reference" else "" for n, r in roots.items()}
+    # the seal's key: what each writer's fingerprints depend on besides the task and the taxonomy, which the
+    # source's seal_state stands for (the files it is made from)
+    unkeyed = {info.name: repr((opts, settings, where[info.name], versions[info.name])) for info, opts in chosen}
+    export_key = seal_key(src, names, unkeyed)
+    first = manifests[names[0]]
+    if export_key is not None and not force and first.seal_summary is not None \
+            and sealed(export_key, [manifests[n] for n in names], steady_images=settings.images == "link") \
+            and src.use_summary(first.seal_summary):
+        _run_sealed(src, names, report, notify)
+        if not dry_run:
+            _end(src, chosen, roots, manifests, report, versions, _digest(src.taxonomy))
+        return
+    taxonomy = _digest(src.taxonomy)
     # what each writer's fingerprints depend on besides the task (the same for every task)
     context = {info.name: repr((opts, taxonomy, settings, where[info.name], versions[info.name]))
                for info, opts in chosen}
-    export_key = seal_key(src, names, context)
-    if export_key is not None and not force and sealed(export_key, [manifests[n] for n in names],
-                                                       steady_images=settings.images == "link"):
-        _run_sealed(src, names, report, notify)
-        if not dry_run:
-            _end(src, chosen, roots, manifests, report, versions, taxonomy)
-        return
     # this export's look-ups are noted in the first writer's manifest, to seal the manifests when it ends
     seen = manifests[names[0]] if export_key is not None and not dry_run else None
     if seen is not None:
@@ -541,6 +558,8 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
         seen.start_seen()
         for manifest in manifests.values():
             manifest.unseal()
+    if scheduler is None:
+        workers, timeout = _sendable(src, workers, timeout)
     runner: Any = _Runner(workers, timeout, src, chosen, roots, settings)
     if scheduler is not None:
         from .cluster import DaskRunner
@@ -640,13 +659,20 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
     if complete:
         for manifest in manifests.values():
             manifest.reorder(order)  # a filtered run keeps the others' places; new tasks come last
+    # (tasks.json and the taxonomy file must still be those the key was made from: the records were split from
+    # the bytes the key's digest is now of)
     if seen is not None and export_key is not None and src.lookups is not None and complete and not report.failures \
-            and not src.lookups.partial:
+            and not src.lookups.partial and seal_key(src, names, unkeyed) == export_key:
         seen.add_seen(src.lookups.take())
         seal = new_seal(export_key)
         for manifest in manifests.values():
-            manifest.set_seal(seal)
+            manifest.set_seal(seal, src.summary() if manifest is seen else None)
     _end(src, chosen, roots, manifests, report, versions, taxonomy)
+
+
+def _roots(out: str | os.PathLike[str], chosen: Chosen) -> dict[str, str]:
+    """Each writer's root: ``out`` for one writer, ``out/<writer>`` for several."""
+    return {info.name: os.fspath(out) if len(chosen) == 1 else os.path.join(out, info.name) for info, _ in chosen}
 
 
 def _run_sealed(src: Source, names: list[str], report: ExportReport, notify: _Notify) -> None:
@@ -655,10 +681,13 @@ def _run_sealed(src: Source, names: list[str], report: ExportReport, notify: _No
     count = src.count()
     if count is None:
         count = sum(1 for _ in src.listing() or ())
-    if notify.progress is not None or notify.on_task is not None:
+    if notify.on_task is not None:
         unchanged = tuple(names)
         for done, (task_id, name) in enumerate(src.listing() or (), 1):
             notify(done, count, TaskDone(name or task_id or f"#{done}", task_id, unchanged=unchanged))
+    elif notify.progress is not None:  # (without reading each task's name)
+        for done in range(1, count + 1):
+            notify.progress(done, count, False)
     report.tasks_seen = count
     for name in names:
         report.unchanged[name] = count

@@ -126,6 +126,17 @@ class Source(ABC):
         :meth:`start_lookups`. None (the default): every export looks at every task."""
         return None
 
+    def summary(self) -> str | None:
+        """What an export needs of the whole source besides its tasks (such as how many there are and the
+        categories that derive the taxonomy), as text kept with the seal, for :meth:`use_summary`; None (the
+        default): nothing."""
+        return None
+
+    def use_summary(self, summary: str) -> bool:
+        """Take :meth:`summary`'s facts from an export that saw the same :meth:`seal_state`, instead of reading
+        the whole source; whether they were taken."""
+        return False
+
     def start_lookups(self) -> None:
         """Note every file look-up from now on in :attr:`lookups` (see :meth:`seal_state`)."""
         self.lookups = None  # (a source that can tell sets up its own)

@@ -4,21 +4,26 @@
 from __future__ import annotations
 
 import datetime
+import functools
+import hashlib
+import json
 import os
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SourceError
 from ..model import LabelVolume, Task, Taxonomy
 from ..textset import TextSet
 from .base import Missing, Source, TaskFilter, TaskRef
+from .jsonfile import file_digest, parse_json, read_bytes, read_json
 from .lookups import Lookups, folder_files, real_folder_files
-from .recordfile import Head, Heads, RecordFile, read_json
 from .records import task_from_record
-from .schema import check_record
 from .taxonomy import parse_taxonomy
+
+if TYPE_CHECKING:
+    from .recordfile import Head, Heads, RecordFile
 
 __all__ = ["LocalExport"]
 
@@ -62,6 +67,17 @@ def _remember(cache: dict[str, Any], key: str, value: Any) -> Any:
     return value
 
 
+class _NoRecords:
+    """What a worker process has of tasks.json: nothing (its tasks come with their records, and the taxonomy
+    with the source)."""
+
+    def __init__(self) -> None:
+        from .recordfile import Heads
+
+        self.heads = Heads()
+        self.categories: list[str] = []
+
+
 class LocalExport(Source):
     """Tasks of an export folder. Paths in tasks.json may be written relative to the folder
     (``./segmentations/...``), relative to its parent (``<project>/segmentations/...``) or absolute."""
@@ -93,25 +109,37 @@ class LocalExport(Source):
         self.warnings = []
         if not self.root.is_dir():
             raise SourceError("export folder not found", file=str(self.root))
-        self._records = RecordFile(self.root / "tasks.json")
-        self._heads = self._records.heads
-        self.taxonomy = self._taxonomy(Path(taxonomy) if taxonomy else None)
+        if not (self.root / "tasks.json").is_file():
+            raise SourceError("file not found", file=str(self.root / "tasks.json"))
+        self._taxonomy_path = Path(taxonomy) if taxonomy else None
+        self._summary: dict[str, Any] | None = None  # (see use_summary)
+        self._taxonomy_digest: str | None = None  # of the taxonomy file's bytes that were parsed
 
-    def __getstate__(self) -> dict[str, Any]:
-        """Worker processes open tasks from their records: the full record list stays here."""
-        state = dict(self.__dict__)
-        state["_records"], state["_heads"], state["_files"], state["_places"] = None, Heads(), {}, {}
-        state["_missing"], state["_real"], state["lookups"] = {}, {}, Lookups()
-        return state
+    @functools.cached_property
+    def _records(self) -> RecordFile:
+        """The records of tasks.json, split when first needed (a re-run that finds nothing changed does not
+        need them: see :meth:`seal_state`)."""
+        from .recordfile import RecordFile  # (and msgspec, which splits it)
 
-    def _taxonomy(self, path: Path | None) -> Taxonomy:
+        return RecordFile(self.root / "tasks.json")
+
+    @property
+    def _heads(self) -> Heads:
+        return self._records.heads
+
+    @functools.cached_property
+    def taxonomy(self) -> Taxonomy:  # type: ignore[override]
+        """The taxonomy file's (``taxonomy.json`` in the folder unless one is given), with a class id for every
+        category the records use that it lacks; derived from those categories when there is none."""
         # by name: the class ids of a derived taxonomy depend on the set of categories, not on task order
-        categories = sorted(self._records.categories)
-        if path is None and (self.root / "taxonomy.json").is_file():
-            path = self.root / "taxonomy.json"
+        summary = self._summary if "_records" not in self.__dict__ else None
+        categories = sorted(summary["categories"] if summary is not None else self._records.categories)
+        path = self._taxonomy_file()
         if path is None:
             return Taxonomy.derive(categories)
-        taxonomy = parse_taxonomy(read_json(path), str(path))
+        text = read_bytes(path)
+        self._taxonomy_digest = hashlib.blake2b(text, digest_size=16).hexdigest()
+        taxonomy = parse_taxonomy(parse_json(text, path), str(path))
         missing = [c for c in categories if taxonomy.get(c) is None]
         for name in missing:
             taxonomy, _ = taxonomy.with_category(name)
@@ -119,6 +147,19 @@ class LocalExport(Source):
             self.warnings.append(f"{path}: categories missing from the taxonomy were given new class ids: "
                                  + ", ".join(missing))
         return taxonomy
+
+    def _taxonomy_file(self) -> Path | None:
+        if self._taxonomy_path is None and (self.root / "taxonomy.json").is_file():
+            return self.root / "taxonomy.json"
+        return self._taxonomy_path
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Worker processes open tasks from their records: the full record list stays here."""
+        self.taxonomy  # noqa: B018  (worked out here, where the records are)
+        state = dict(self.__dict__)
+        state["_records"], state["_files"], state["_places"] = _NoRecords(), {}, {}
+        state["_missing"], state["_real"], state["lookups"] = {}, {}, Lookups()
+        return state
 
     def _selected(self, head: Head) -> bool:
         """Whether ``refs`` yields this record (a record that is not an object is yielded, to be reported)."""
@@ -218,6 +259,8 @@ class LocalExport(Source):
 
     def count(self) -> int:
         if self.filter == TaskFilter():
+            if self._summary is not None and "_records" not in self.__dict__:
+                return int(self._summary["records"])
             return len(self._heads)
         return sum(1 for h in self._heads if self._selected(h))
 
@@ -225,6 +268,8 @@ class LocalExport(Source):
         return TextSet(str(h.task_id) for h in self._heads if h.is_object)
 
     def input_paths(self, ref: TaskRef) -> tuple[list[str], list[str]]:
+        from .schema import check_record
+
         check_record(ref.record)
         paths: tuple[list[str], list[str]] = ([], [])
         for series in ref.record.get("series") or [] if isinstance(ref.record, dict) else []:
@@ -250,14 +295,45 @@ class LocalExport(Source):
         self.lookups.start()
 
     def seal_state(self) -> str | None:
-        """The digest of every record's text, in order, and of where the files are looked up from (None when
-        the file was parsed whole, or for a filtered source)."""
-        texts = self._records.texts_digest()
-        if texts is None or self.filter != TaskFilter():
+        """A digest of tasks.json's bytes (the records are the same while they are) and of the taxonomy file's,
+        and where files are looked up from; None when tasks.json is not split (see :class:`RecordFile`) and for
+        a filtered source. Worked out without splitting tasks.json, unless it was split already: then from the
+        bytes that were."""
+        if self.filter != TaskFilter():
+            return None
+        try:
+            records = self._records.file_digest() if "_records" in self.__dict__ else \
+                file_digest(self.root / "tasks.json")
+            path = self._taxonomy_file()
+            taxonomy = None if path is None else self._taxonomy_digest if "taxonomy" in self.__dict__ else \
+                hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
+        except OSError:
+            return None
+        if records is None:
             return None
         where = (self._root, os.getcwd() if not os.path.isabs(self._root) else "", self._real_root,
                  self.allow_outside_paths)
-        return f"{texts} {where!r}"
+        return f"{records} {str(path) if path else ''!r} {taxonomy} {where!r}"
+
+    def summary(self) -> str | None:
+        """The number of records and the categories they use: all an export needs of tasks.json besides the
+        tasks themselves (see :meth:`use_summary`)."""
+        return json.dumps({"records": len(self._heads), "categories": self._records.categories})
+
+    def use_summary(self, summary: str) -> bool:
+        """Take the number of records and their categories from the :meth:`summary` of an export that saw the
+        same :meth:`seal_state`, instead of splitting tasks.json; False (and nothing taken) when it is not one,
+        or when the records were split already."""
+        try:
+            value = json.loads(summary)
+            count, categories = value["records"], value["categories"]
+        except (ValueError, TypeError, KeyError):
+            return False
+        if "_records" in self.__dict__ or "taxonomy" in self.__dict__ or type(count) is not int \
+                or not isinstance(categories, list) or not all(type(c) is str for c in categories):
+            return False
+        self._summary = {"records": count, "categories": categories}
+        return True
 
     def missing_task_ids(self) -> list[str]:
         wanted = set(self.filter.task_ids)  # (a few: the heads are looked at, not collected)

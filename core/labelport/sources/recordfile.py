@@ -6,7 +6,8 @@ only its place in the file and a digest of its text are kept, with the few field
 naming tasks read (:class:`Head`, packed in :class:`Heads`); the segmentMap categories that derive the
 taxonomy are collected from the same pieces. Records are read back from the file when their task comes, and
 checked against their digest: a file changed meanwhile is an error naming it, never another record. An
-incremental export judges a task's record by its digest, without parsing it.
+incremental export judges a task's record by its digest, without parsing it. The whole file's digest is taken
+from the same blocks (see :func:`labelport.sources.jsonfile.file_digest`).
 A file that msgspec cannot split (a syntax error, nesting deeper than it follows, NaN) is parsed whole
 instead, which gives the detailed error or the same records.
 """
@@ -28,37 +29,11 @@ import msgspec
 
 from ..errors import SourceError
 from ..textset import TextList
+from .jsonfile import deep, read_json
 from .records import record_categories
 from .taxonomy import category_name
 
-__all__ = ["Head", "Heads", "RecordFile", "read_json"]
-
-
-@contextlib.contextmanager
-def _deep() -> Iterator[None]:
-    """Python's json parser may follow 20,000 levels (a deeply nested record fails its own task, not the file)."""
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(limit, 20000))
-    try:
-        yield
-    finally:
-        sys.setrecursionlimit(limit)
-
-
-def read_json(path: Path) -> Any:
-    """A JSON file, parsed whole; errors name the file, the line and the column."""
-    try:
-        with _deep(), open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except RecursionError:
-        raise SourceError("holds JSON nested more than 20000 levels deep", file=str(path)) from None
-    except FileNotFoundError:
-        raise SourceError("file not found", file=str(path)) from None
-    except json.JSONDecodeError as exc:
-        raise SourceError(f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
-                          file=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SourceError(f"cannot read ({exc})", file=str(path)) from None
+__all__ = ["Head", "Heads", "RecordFile"]
 
 
 _WHITE = b" \t\n\r"
@@ -159,7 +134,7 @@ def _decode(raw: msgspec.Raw | bytes) -> Any:
     try:
         return msgspec.json.decode(raw)
     except (RecursionError, msgspec.DecodeError):  # deeper than msgspec follows: as json parses it
-        with _deep():
+        with deep():
             return json.loads(bytes(raw))
 
 
@@ -172,6 +147,7 @@ class RecordFile:
         self._spans = array("q")  # (offset, length) of each record's text in the file
         self._digests = bytearray()  # the digest of each record's text (_SIZE bytes each)
         self._parsed: list[Any] = []  # the records, when the file had to be parsed whole
+        self._whole = hashlib.sha256()  # of the bytes split (see file_digest)
         categories: dict[str, None] = {}
         self.heads = Heads()
         try:
@@ -198,6 +174,7 @@ class RecordFile:
         ends and another begins, and the piece up to there parses as an array; see :meth:`_cut`), so only about
         a block of the file is in memory."""
         buf = f.read(_BLOCK)
+        self._whole.update(buf)
         start = buf.lstrip(_WHITE)
         if not start.startswith(b"["):
             raise _NotSplit
@@ -205,6 +182,7 @@ class RecordFile:
         after_comma = False
         while True:
             more = f.read(_BLOCK)
+            self._whole.update(more)
             if not more:  # the rest: the last records and the closing bracket
                 piece = b"[" + buf[pos:]
                 raws = msgspec.json.decode(piece, type=list[msgspec.Raw])
@@ -291,9 +269,9 @@ class RecordFile:
         """The digest of record ``index``'s text (None when the file was parsed whole)."""
         return self._digest_of(index).hex() if self._split else None
 
-    def texts_digest(self) -> str | None:
-        """A digest of every record's text, in order (None when the file was parsed whole)."""
-        return hashlib.blake2b(self._digests, digest_size=16).hexdigest() if self._split else None
+    def file_digest(self) -> str | None:
+        """The :func:`file_digest` of the bytes that were split (None when the file was parsed whole)."""
+        return self._whole.hexdigest() if self._split else None
 
     def _digest_of(self, index: int) -> bytes:
         return bytes(self._digests[_SIZE * index:_SIZE * index + _SIZE])

@@ -8,7 +8,6 @@ from typing import Any
 
 from ..errors import SourceError
 from ..model import LabelMap, LabelVolume, Segment, Series, Task, Taxonomy
-from .schema import check_record
 from .taxonomy import category_name
 
 __all__ = ["record_categories", "task_from_record"]
@@ -139,6 +138,8 @@ def task_from_record(
     :func:`labelport.read_label_nifti`); ``find`` maps an image path of ``items`` to a file on disk, or None;
     ``label_memory`` bounds the bytes of the task's label maps loaded at once. Errors name the task and
     series."""
+    from .schema import check_record  # (and msgspec: a re-run that finds nothing changed reads no record)
+
     if not isinstance(record, Mapping):
         raise SourceError(f"task record is a {type(record).__name__}, not an object")
     task_id = record.get("taskId")
