@@ -70,7 +70,7 @@ def mhd_header(shape: tuple[int, ...], dtype: Any, affine: np.ndarray, data_file
     return "\n".join(lines) + "\n"
 
 
-_PIECE = 32 << 20  # bytes deflated per thread (see zlib_stream)
+_PIECE = 8 << 20  # bytes deflated at a time on a thread (see zlib_stream)
 _ZERO_RUN = 64 << 10  # zeros known as such are not deflated again from this many bytes on (see zlib_stream)
 _UNIT = 1 << 20  # zeros are deflated this many bytes at a time, once per process (see _zeros)
 _ADLER_BASE = 65521
@@ -128,10 +128,11 @@ def _pieces(size: int, zeros: Iterable[tuple[int, int]]) -> list[tuple[int, int,
 def zlib_stream(data: memoryview, zeros: Iterable[tuple[int, int]] = ()) -> bytes:
     """``data`` as one zlib stream (level 1, ISA-L). ``zeros``: byte ranges ``(start, end)``, in order, that
     are known to hold only zeros; runs of 64 KiB or more are made from zeros deflated once per process instead
-    of being deflated (most of most label maps is empty). The rest is deflated in pieces of 32 MiB on as many
-    threads as there are CPUs (ISA-L lets go of the GIL). Every piece ends on a full flush, so the raw pieces
-    join into one deflate stream, closed by an empty final block; the Adler-32 of the whole is combined from
-    theirs. The bytes depend on the data and ``zeros`` alone, not on the number of CPUs."""
+    of being deflated (most of most label maps is empty). The rest is deflated in pieces of 8 MiB on as many
+    threads as there are CPUs (ISA-L lets go of the GIL; pieces this small share the work out evenly). Every
+    piece ends on a full flush, so the raw pieces join into one deflate stream, closed by an empty final block;
+    the Adler-32 of the whole is combined from theirs. The bytes depend on the data and ``zeros`` alone, not on
+    the number of CPUs."""
     import os
     from concurrent.futures import ThreadPoolExecutor
 

@@ -19,8 +19,6 @@ import json, resource, sys, time
 # imports are not timed, as in sdk_baseline.py: labelport's own (the pipeline and, through it, the sources, the
 # manifest, msgspec and sqlite3 load on first use), the writers' plugin modules and their libraries
 import labelport, labelport.niftiio, labelport.pipeline, fastremap, scipy.ndimage
-if "mhd" in sys.argv[3]:
-    import SimpleITK
 if "dicom-seg" in sys.argv[3]:
     import highdicom, pydicom
 registry = labelport.Registry()
