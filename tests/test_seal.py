@@ -399,6 +399,23 @@ def test_output_files_are_present_exactly_when_isfile_says_so(tmp_path: Path) ->
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="forked worker processes are a POSIX thing")
+def test_output_file_lists_read_without_a_json_parser_are_the_lists_written() -> None:
+    """The manifest's lists of a task's files, as json.dumps writes them, read back the same whatever the paths
+    hold (quotes, commas and spaces between them, escapes, other scripts); anything else is an error."""
+    import random
+
+    from labelport.manifest import _files
+
+    rng = random.Random(7)
+    pieces = ["a", "b/c.nii.gz", '"', ", ", '", "', "\\", "é", "\n", "[", "]", " ", ","]
+    for _ in range(3000):
+        files = ["".join(rng.choices(pieces, k=rng.randrange(0, 5))) for _ in range(rng.randrange(0, 4))]
+        assert _files(json.dumps(files)) == files == _files(json.dumps(files, separators=(",", ":"))), files
+    for text in ['["a", 1]', '{"a": "b"}', '"a"', '["a"']:
+        with pytest.raises(ValueError):
+            _files(text)
+
+
 def test_worker_processes_forked_from_an_export_keep_no_observations(tmp_path: Path) -> None:
     """Forked workers inherit the source: their own look-ups (for the tasks they run) are not kept, so their
     memory does not grow with the tasks they run."""

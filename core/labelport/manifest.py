@@ -20,6 +20,7 @@ A ``manifest.json`` left by an earlier labelport (and its ``journal.ndjson``) is
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import itertools
 import json
@@ -30,8 +31,6 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, overload
 
-import msgspec
-
 from .outdir import FOLDER
 from .paths import safe_join
 from .sources.base import Missing
@@ -40,8 +39,6 @@ from .sources.lookups import Observation, folder_files
 __all__ = ["Manifest", "fingerprint", "input_digest", "record_digest"]
 
 _AHEAD = 256  # rows read ahead (see Manifest._row)
-_FILES = msgspec.json.Decoder(list[str])
-_INPUTS = msgspec.json.Decoder(tuple[str, str, list[str], list[str]])
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS task (
@@ -58,9 +55,34 @@ _LISTED_FROM = 4  # files of a task in one folder that Manifest.present lists th
 _VERSION = 5  # PRAGMA user_version; manifest.json was version 2; 3 had no inputs column; 4 no seal
 
 
+@functools.cache
+def _inputs_decoder() -> Any:
+    import msgspec
+
+    return msgspec.json.Decoder(tuple[str, str, list[str], list[str]])
+
+
+def _files(text: str) -> list[str]:
+    """A task's output files as the manifest records them (``json.dumps`` of their paths). Read without a JSON
+    parser when no path needs an escape (most do not; nor does a sealed re-run then import one): there, every
+    ``"`` ends or starts a path."""
+    if text == "[]":
+        return []
+    if text.startswith('["') and text.endswith('"]') and "\\" not in text:
+        files = text[2:-2].split('", "')
+        if not any('"' in f for f in files):
+            return files
+    files = json.loads(text)
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        raise ValueError(f"not a list of paths: {text[:80]!r}")
+    return files
+
+
 def record_digest(record: Any) -> str:
     """A digest of a parsed record, however its JSON was spelled (white space, escapes), its keys in their order
     (which the outputs keep). What msgspec cannot encode is encoded by ``json``."""
+    import msgspec
+
     try:
         text = msgspec.json.encode(record)
     except (TypeError, ValueError, OverflowError, msgspec.EncodeError):
@@ -329,8 +351,8 @@ class Manifest:
         """What a task's record said when the task was written (see :meth:`record`), or None."""
         row = self._row(task_id)
         try:
-            text, record, labels, images = _INPUTS.decode(row[2])  # type: ignore[index]
-        except (TypeError, msgspec.DecodeError, msgspec.ValidationError):  # none (or not as labelport wrote it)
+            text, record, labels, images = _inputs_decoder().decode(row[2])  # type: ignore[index]
+        except (TypeError, ValueError):  # none (or not as labelport wrote it; msgspec's errors are ValueErrors)
             return None
         return Inputs(text, record, (labels, images))
 
@@ -338,11 +360,11 @@ class Manifest:
         """Whether ``task_id`` was written from the same inputs and all its files are still there (its entry
         text is not read)."""
         row = self._row(task_id)
-        return row is not None and row[0] == fp and self.present(_FILES.decode(row[1]))
+        return row is not None and row[0] == fp and self.present(_files(row[1]))
 
     def outputs_present(self) -> bool:
         """Whether every file of every task is on disk."""
-        return all(self.present(_FILES.decode(files)) for (files,) in self._db.execute("SELECT files FROM task"))
+        return all(self.present(_files(files)) for (files,) in self._db.execute("SELECT files FROM task"))
 
     def seen(self) -> Iterator[Observation]:
         """The observations of the sealed export's look-ups (see :mod:`labelport.sources.lookups`), the files'
