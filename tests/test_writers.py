@@ -461,6 +461,8 @@ def test_mhd_zero_runs_are_the_empty_slices_of_a_label_map(dtype: str, order: st
     assert zero_runs(label_map)[-1] == (251 * plane, 299 * plane)
     assert zero_runs(labelport.LabelMap("x", lambda _: labelport.LabelVolume(array * 0, np.eye(4), None))) \
         == [(0, flat.size)]
+    assert zero_runs(labelport.LabelMap("x", lambda _: labelport.LabelVolume(array[:, :, :0], np.eye(4), None))) \
+        == []
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "uint16", "int32"])

@@ -159,7 +159,7 @@ def zero_runs(label_map: labelport.LabelMap) -> list[tuple[int, int]]:
     would take a pass of its own, which costs about what deflating them does)."""
     import numpy as np
 
-    if label_map.array.ndim != 3:
+    if label_map.array.ndim != 3 or not label_map.array.size:
         return []
     flags = np.concatenate([[True], label_map.occupied_slices, [True]])
     edges = np.flatnonzero(flags[1:] != flags[:-1])  # where runs of empty slices start and end
