@@ -58,11 +58,11 @@ def parse_json(data: bytes, path: Path) -> Any:
 
 
 def file_digest(path: Path) -> str:
-    """A digest of a file's bytes (SHA-256, which processors compute fastest after SHA-1); OSError when it
-    cannot be read. The records are the same while it is."""
+    """A digest of a file's bytes (SHA-256, which most current processors compute in hardware); OSError when
+    it cannot be read. The records are the same while it is."""
     whole, buffer = hashlib.sha256(), bytearray(256 << 10)  # (a piece that stays in the CPU cache)
     view = memoryview(buffer)
     with open(path, "rb", buffering=0) as f:
-        while size := f.readinto(buffer):  # type: ignore[attr-defined]
+        while size := f.readinto(buffer):
             whole.update(view[:size])
     return whole.hexdigest()
