@@ -138,7 +138,7 @@ class LocalExport(Source):
         if path is None:
             return Taxonomy.derive(categories)
         text = read_bytes(path)
-        self._taxonomy_digest = hashlib.blake2b(text, digest_size=16).hexdigest()
+        self._taxonomy_digest = hashlib.sha256(text).hexdigest()  # (as file_digest makes it)
         taxonomy = parse_taxonomy(parse_json(text, path), str(path))
         missing = [c for c in categories if taxonomy.get(c) is None]
         for name in missing:
@@ -306,7 +306,7 @@ class LocalExport(Source):
                 file_digest(self.root / "tasks.json")
             path = self._taxonomy_file()
             taxonomy = None if path is None else self._taxonomy_digest if "taxonomy" in self.__dict__ else \
-                hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
+                file_digest(path)
         except OSError:
             return None
         if records is None:
