@@ -36,6 +36,7 @@ from typing import Any, Literal
 from ._version import __version__
 from .context import ProjectContext
 from .errors import LabelportError, OptionError, PluginError, UnknownWriterError
+from .heap import EVERY, give_back
 from .imageitems import IMAGES_MODES, ImagesMode
 from .manifest import Inputs, Manifest, fingerprint, input_digest, record_digest
 from .outdir import OutputLock, check_output, clear_scratch
@@ -592,6 +593,8 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
     try:
         for seq, ref in enumerate(src.refs()):
             report.tasks_seen += 1
+            if seq % EVERY == EVERY - 1:
+                give_back()  # (what a task leaves behind would otherwise spread the keys kept over more pages)
             key, folder = folders.of(ref)
             try:
                 known, parsed = _inputs(src, ref, manifests[names[0]], key)

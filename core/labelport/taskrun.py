@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from .context import WriterContext
 from .errors import LabelportError, PluginError
+from .heap import EVERY, give_back
 from .imageitems import ImagesMode, place_images
 from .model import Task
 from .paths import UniqueNames
@@ -201,4 +202,7 @@ def worker_init(src: Source, names: list[str], options: dict[str, Any], roots: d
 
 
 def worker_run(ref: TaskRef, folder: str, names: list[str]) -> Outcome:
+    _WORKER["ran"] = ran = _WORKER.get("ran", 0) + 1
+    if ran % EVERY == 0:
+        give_back()
     return run_with(_WORKER, ref, folder, names)

@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import re
-import sys
 from array import array
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,12 +48,10 @@ _TRIM_AFTER = 16 << 20  # a file this large has its split's memory given back (s
 def _give_back() -> None:
     """Return the memory the split freed to the system. glibc keeps most of it, below the records' heads that
     stay, and worker processes forked later would share those pages with this one, then copy them when either
-    reuses them. (Elsewhere this does nothing.)"""
-    if sys.platform.startswith("linux"):
-        import ctypes
+    reuses them."""
+    from ..heap import give_back
 
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None).malloc_trim(0)
+    give_back()
 
 
 class _NotSplit(Exception):
