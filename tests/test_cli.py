@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 import labelport
 from labelport.cli import cli
+from labelport.plugins import BUILTIN_WRITERS
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -34,6 +35,20 @@ def test_version_and_help() -> None:
     assert "export" in text and "writers" in text
     export_help = _run("export", "--help").stdout
     assert "--writer" in export_help and "nifti" in export_help.split("Writers")[-1]
+
+
+def test_the_command_ends_with_its_atexit_handlers_and_whole_output(tmp_path: Path) -> None:
+    """``labelport`` leaves the objects it loaded to the end of the process (gc.freeze) but still runs the atexit
+    handlers of the libraries and plugins it loaded, and flushes everything it printed."""
+    (tmp_path / "leaves_a_note.py").write_text(
+        "import atexit\nimport labelport\n\n"
+        "atexit.register(lambda: open('atexit-ran', 'w').write('yes'))\n\n\n"
+        "@labelport.hookimpl\ndef register_writers():\n    return []\n", encoding="utf-8")
+    run = subprocess.run([sys.executable, "-m", "labelport.cli", "-p", "leaves_a_note", "writers", "--json"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert len(json.loads(run.stdout)["writers"]) == len(BUILTIN_WRITERS)
+    assert (tmp_path / "atexit-ran").read_text() == "yes"
 
 
 def test_summary_and_quiet(demo: Path, tmp_path: Path) -> None:

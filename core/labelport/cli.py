@@ -600,6 +600,13 @@ def main() -> None:
         cli(prog_name="labelport")
     except KeyboardInterrupt:  # outside an export (which reports it itself)
         sys.exit(INTERRUPTED)
+    finally:
+        # The command is done. The garbage collections at interpreter exit need not look through every object it
+        # loaded (they took 12 of the 130 ms of a no-op re-run of 1,000 tasks); everything it wrote is closed by
+        # now, and the atexit handlers and the flush of stdout and stderr still run.
+        import gc
+
+        gc.freeze()
 
 
 if __name__ == "__main__":
