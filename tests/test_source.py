@@ -412,3 +412,21 @@ def test_a_tasks_json_changed_during_an_export_is_an_error_naming_it(tmp_path: P
     with pytest.raises(SourceError, match="changed while it was being exported") as raised:
         print(next(refs).record)  # read when it is first used
     assert "tasks.json" in str(raised.value)
+
+
+def test_a_forked_worker_lets_go_of_the_record_index_it_inherits(demo: Path) -> None:
+    """A worker process runs its tasks with its own copy of the source (without the record index); the parent's
+    source that a forked worker inherits lets go of its index, which the worker would otherwise keep."""
+    from labelport import taskrun
+
+    src = LocalExport(demo)
+    refs, taxonomy = list(src.refs()), src.taxonomy
+    names = [t.name for t in LocalExport(demo)]
+    saved = dict(taskrun._WORKER)
+    try:
+        taskrun.worker_init(src, [], {}, {}, taskrun.Settings("error", "reference"))
+        assert len(src._heads) == 0 and src.taxonomy == taxonomy
+        assert [taskrun._WORKER["src"].open(ref).name for ref in refs] == names
+    finally:
+        taskrun._WORKER.clear()
+        taskrun._WORKER.update(saved)

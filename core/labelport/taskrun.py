@@ -199,6 +199,9 @@ def run_with(state: dict[str, Any], ref: TaskRef, folder: str, names: list[str])
 def worker_init(src: Source, names: list[str], options: dict[str, Any], roots: dict[str, str],
                 settings: Settings) -> None:
     _WORKER.update(worker_state(src, names, options, roots, settings))
+    # (a forked worker also holds the parent's source, which it never uses: let go of its pages)
+    src.release()
+    give_back()
 
 
 def worker_run(ref: TaskRef, folder: str, names: list[str]) -> Outcome:

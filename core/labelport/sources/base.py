@@ -141,6 +141,12 @@ class Source(ABC):
         """Note every file look-up from now on in :attr:`lookups` (see :meth:`seal_state`)."""
         self.lookups = None  # (a source that can tell sets up its own)
 
+    def release(self) -> None:  # noqa: B027  (optional: a source that keeps nothing has nothing to do)
+        """Let go of what this object keeps about the whole source (such as an index of every record). Called on
+        the parent's source that a forked worker process inherits: the worker runs its tasks with a copy of its
+        own, so that otherwise it would keep pages it never reads for as long as it runs. The default keeps
+        nothing to let go of."""
+
     def all_task_ids(self) -> Collection[str] | None:
         """Every task id in the source, filters ignored, when known (after :meth:`refs` ran): outputs of
         tasks missing from it are removed by an incremental export."""

@@ -161,6 +161,11 @@ class LocalExport(Source):
         state["_missing"], state["_real"], state["lookups"] = {}, {}, Lookups()
         return state
 
+    def release(self) -> None:
+        """The record index and the look-up caches go; the taxonomy, worked out already, stays."""
+        self.taxonomy  # noqa: B018  (as __getstate__ has it)
+        self.__dict__.update(_records=_NoRecords(), _files={}, _places={}, _missing={}, _real={})
+
     def _selected(self, head: Head) -> bool:
         """Whether ``refs`` yields this record (a record that is not an object is yielded, to be reported)."""
         return not head.is_object or self.filter.accepts(head.task_id, head.stage)
