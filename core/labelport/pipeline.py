@@ -594,7 +594,7 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
         for seq, ref in enumerate(src.refs()):
             report.tasks_seen += 1
             if seq % EVERY == EVERY - 1:
-                give_back()  # (what a task leaves behind would otherwise spread the keys kept over more pages)
+                give_back()  # (the pages freed between the keys and names kept go back to the system)
             key, folder = folders.of(ref)
             try:
                 known, parsed = _inputs(src, ref, manifests[names[0]], key)
