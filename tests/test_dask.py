@@ -182,16 +182,24 @@ def test_work_in_flight_is_bounded(cluster: Any, tmp_path: Path) -> None:
     from cases import tiny_export
 
     project = tiny_export(tmp_path / "src", [f"Case {n:03d}" for n in range(40)])
-    counts: list[int] = []
+    counts: list[tuple[int, int]] = []
+
+    def states(dask_scheduler: Any) -> tuple[int, int]:
+        """(unfinished, held) labelport tasks on the scheduler: submitted and not done yet, and not released yet
+        (done ones included: a result the export has taken is released by a message that may still be on its
+        way when the next task is submitted)."""
+        mine = [ts.state for key, ts in dask_scheduler.tasks.items() if str(key).startswith("labelport-task-")]
+        return (sum(state in ("waiting", "queued", "processing", "no-worker") for state in mine),
+                sum(state not in ("released", "forgotten") for state in mine))
+
     with distributed.Client(cluster.scheduler_address) as client:
-        def count(task: labelport.TaskDone) -> None:  # labelport tasks the scheduler holds, of any export
-            counts.append(client.run_on_scheduler(lambda dask_scheduler: sum(
-                str(key).startswith("labelport-task-") and ts.state not in ("released", "forgotten")
-                for key, ts in dask_scheduler.tasks.items())))
+        def count(task: labelport.TaskDone) -> None:
+            counts.append(client.run_on_scheduler(states))
 
         report = labelport.export(project, tmp_path / "out", ["nifti"], scheduler=client, on_task=count)
     assert report.ok and report.written == {"nifti": 40} and len(counts) == 40
-    assert 0 < max(counts) <= 2 * 2, counts  # two per worker thread
+    assert 0 < max(unfinished for unfinished, _ in counts) <= 2 * 2, counts  # two per worker thread
+    assert max(held for _, held in counts) <= 2 * 2 * 2, counts  # results do not pile up on the scheduler
 
 
 def test_command_line_local_cluster(demo: Path, tmp_path: Path) -> None:
