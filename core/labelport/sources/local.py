@@ -153,18 +153,20 @@ class LocalExport(Source):
             return self.root / "taxonomy.json"
         return self._taxonomy_path
 
+    def _without_index(self) -> dict[str, Any]:
+        """What stands for the record index and the look-up caches in a copy that does without them; the
+        taxonomy is worked out first, where the records are, and stays."""
+        self.taxonomy  # noqa: B018
+        return {"_records": _NoRecords(), "_files": {}, "_places": {}, "_missing": {}, "_real": {}}
+
     def __getstate__(self) -> dict[str, Any]:
         """Worker processes open tasks from their records: the full record list stays here."""
-        self.taxonomy  # noqa: B018  (worked out here, where the records are)
-        state = dict(self.__dict__)
-        state["_records"], state["_files"], state["_places"] = _NoRecords(), {}, {}
-        state["_missing"], state["_real"], state["lookups"] = {}, {}, Lookups()
-        return state
+        without = self._without_index()
+        return {**self.__dict__, **without, "lookups": Lookups()}
 
     def release(self) -> None:
-        """The record index and the look-up caches go; the taxonomy, worked out already, stays."""
-        self.taxonomy  # noqa: B018  (as __getstate__ has it)
-        self.__dict__.update(_records=_NoRecords(), _files={}, _places={}, _missing={}, _real={})
+        """The record index and the look-up caches go, as from a copy sent to a worker (see __getstate__)."""
+        self.__dict__.update(self._without_index())
 
     def _selected(self, head: Head) -> bool:
         """Whether ``refs`` yields this record (a record that is not an object is yielded, to be reported)."""

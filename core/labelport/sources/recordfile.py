@@ -27,6 +27,7 @@ from typing import Any, BinaryIO, NamedTuple
 import msgspec
 
 from ..errors import SourceError
+from ..heap import give_back
 from ..textset import TextList
 from .jsonfile import deep, read_json
 from .records import record_categories
@@ -42,16 +43,10 @@ _BOUNDARY = re.compile(rb"\}[ \t\n\r]*,[ \t\n\r]*\{")  # where one object may en
 _BLOCK = 1 << 20  # tasks.json is split this many bytes at a time
 
 
-_TRIM_AFTER = 16 << 20  # a file this large has its split's memory given back (see _give_back)
-
-
-def _give_back() -> None:
-    """Return the memory the split freed to the system. glibc keeps most of it, below the records' heads that
-    stay, and worker processes forked later would share those pages with this one, then copy them when either
-    reuses them."""
-    from ..heap import give_back
-
-    give_back()
+#: a file this large has its split's memory given back: glibc keeps most of it, below the records' heads that
+#: stay, and worker processes forked later would share those pages with this one, then copy them when either
+#: reuses them
+_TRIM_AFTER = 16 << 20
 
 
 class _NotSplit(Exception):
@@ -162,7 +157,7 @@ class RecordFile:
         else:
             self._split = True
             if self._spans and self._spans[-2] > _TRIM_AFTER:
-                _give_back()
+                give_back()
         #: distinct segmentMap categories, in order of first appearance
         self.categories = list(categories)
 
