@@ -3,6 +3,7 @@ every input still stands, and a change of any kind leads to the same output as a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -18,7 +19,7 @@ from cases import TAXONOMY, label_map, read_records, tiny_export, write_label_ma
 
 import labelport
 from labelport.pipeline import TaskDone
-from labelport.sources import LocalExport, lookups
+from labelport.sources import LocalExport, local, lookups
 
 NAMES = ["a", "b", "dup", "dup"]
 
@@ -48,12 +49,16 @@ class Spy:
         return report, self.calls
 
 
-@pytest.fixture(params=["descriptor", "path"])
+@pytest.fixture(params=["descriptor, times", "descriptor, files", "path, times", "path, files"])
 def spy(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Spy:
-    """(Each test runs twice: folders listed through a descriptor opened without following links, and, as where
-    that cannot be done, by path with a look-up of their own for whether they are links.)"""
-    if request.param == "path":
+    """(Each test runs four times: folders listed through a descriptor opened without following links, or, as
+    where that cannot be done, by path with a look-up of their own for whether they are links; and folders
+    noted by their times, as those that changed a while before they are listed are, or by their files, as the
+    others are, and every folder of a test's export that has just been made.)"""
+    how, noted = request.param.split(", ")
+    if how == "path":
         monkeypatch.setattr(lookups, "_NO_LINK", 0)
+    monkeypatch.setattr(lookups, "RECENT", 0 if noted == "times" else 1 << 62)
     return Spy(monkeypatch)
 
 
@@ -111,6 +116,14 @@ def _shadow(src: Path, task: int) -> None:
     write_label_map(src / read_records(src)[task]["series"][0]["segmentations"], label_map(7) * 0 + 1)
 
 
+def _shadow_times_kept(src: Path, task: int) -> None:
+    """As :func:`_shadow`, with the folder's modification time put back (only its change time tells)."""
+    folder = (src / read_records(src)[task]["series"][0]["segmentations"]).parent
+    before = folder.stat()
+    _shadow(src, task)
+    os.utime(folder, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
 def _image(src: Path) -> None:
     image = src / read_records(src)[1]["series"][0]["items"][0]
     image.parent.mkdir(parents=True)
@@ -129,6 +142,16 @@ def _record(src: Path) -> None:
     write_records(src, records)
 
 
+def _record_in_place(src: Path) -> None:
+    """A record changes, tasks.json keeps its size and modification time (only its change time tells)."""
+    path, before = src / "tasks.json", (src / "tasks.json").stat()
+    records = read_records(src)
+    records[1]["name"] = "c"  # (was "b")
+    write_records(src, records)
+    assert path.stat().st_size == before.st_size
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
 def _respelled(src: Path) -> None:
     (src / "tasks.json").write_text(json.dumps(read_records(src)))  # the same records, other white space
 
@@ -142,8 +165,11 @@ CHANGES: dict[str, tuple[Callable[[Path], None], int]] = {  # a change, and the 
     "a missing image appears": (_image, 1),
     "a label map appears in a folder where it is looked for first": (lambda src: _shadow(src, 0), 1),
     "a label map appears where it is looked for first": (lambda src: _shadow(src, 1), 1),
+    "a label map appears in a folder whose modification time is put back": (lambda src: _shadow_times_kept(src, 0),
+                                                                             1),
     "taxonomy": (_taxonomy, 4),
     "a record": (_record, 1),
+    "a record, tasks.json keeping its size and modification time": (_record_in_place, 1),
     "tasks.json respelled": (_respelled, 0),
     "a label map is removed": (_label_gone, 0),
 }
@@ -164,6 +190,31 @@ def test_any_change_is_seen(tmp_path: Path, spy: Spy, change: str) -> None:
     assert _trees(out) == _trees(clean)
     again, looked = spy.export(src, out, ["nifti"])
     assert (looked == 0) == report.ok and again.unchanged == {"nifti": 4 - len(report.failures)}
+
+
+def test_folders_are_noted_by_their_times_only_when_they_changed_a_while_before(tmp_path: Path) -> None:
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "a.nii.gz").write_bytes(b"a")
+    for listing in (lookups.folder_listing, lookups.real_folder_listing):
+        assert listing(str(folder)) == ({"a.nii.gz": False}, b"")  # just changed: by its files
+    os.utime(folder, ns=(0, 0))  # (its change time is now)
+    assert lookups.folder_listing(str(folder)) == ({"a.nii.gz": False}, b"")
+    made = lookups.Lookups()
+    made.start()
+    made.listed(str(folder), ({"a.nii.gz": False}, b""))
+    assert made.take()[0][2] == lookups._listing_digest({"a.nii.gz": False})
+    st = folder.stat()
+    later = max(st.st_mtime_ns, st.st_ctime_ns) + lookups.RECENT + 1
+    for listing in (lookups.folder_listing, lookups.real_folder_listing):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(lookups.time, "time_ns", lambda: later)
+            files, state = listing(str(folder))  # type: ignore[misc]
+        assert files == {"a.nii.gz": False} and state == lookups._state(st)
+    assert lookups.still_hold([(lookups.LISTED_REAL, str(folder), lookups._state(st))])
+    (folder / "b.nii.gz").write_bytes(b"b")
+    assert not lookups.still_hold([(lookups.LISTED_REAL, str(folder), lookups._state(st))])
+    assert not lookups.still_hold([(lookups.LISTED, str(folder), lookups._state(st))])
 
 
 def test_lost_output_files_are_written_again(tmp_path: Path, spy: Spy) -> None:
@@ -328,6 +379,49 @@ def test_a_sealed_export_reads_no_record(tmp_path: Path, spy: Spy, monkeypatch: 
     clean = tmp_path / "clean"
     labelport.export(src, clean, ["nifti", "semantic-nifti"])
     assert _trees(out) == _trees(clean)
+
+
+def test_a_sealed_export_reads_tasks_json_only_when_it_changed_lately(tmp_path: Path, spy: Spy,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The digest of tasks.json (and of the taxonomy file) kept with the seal stands for its bytes while the
+    file's state is the same, unless the file had changed within RECENT of when the digest was made."""
+    src = tiny_export(tmp_path / "src", NAMES)
+    out = tmp_path / "out"
+    read: list[str] = []
+    real = local.file_digest
+    monkeypatch.setattr(local, "file_digest", lambda path: read.append(os.path.basename(path)) or real(path))
+    assert spy.export(src, out, ["nifti"])[0].ok
+    again, looked = spy.export(src, out, ["nifti"])
+    assert again.ok and looked == 0
+    assert read == ([] if lookups.RECENT == 0 else ["tasks.json", "taxonomy.json"])
+    (src / "taxonomy.json").unlink()  # (a taxonomy derived from the records)
+    assert spy.export(src, out, ["nifti"])[1] == 4
+    del read[:]
+    assert spy.export(src, out, ["nifti"])[1] == 0 and read == ([] if lookups.RECENT == 0 else ["tasks.json"])
+    _record_in_place(src)
+    report, looked = spy.export(src, out, ["nifti"])
+    assert looked == 4 and report.written == {"nifti": 1}
+
+
+def test_a_file_digest_kept_otherwise_is_made_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A digest kept for tasks.json that is not what this labelport makes of its bytes (another version's, say)
+    makes a key that no seal has: that export looks at every task and keeps the digest it made, and the next one
+    (whose key it makes) seals again."""
+    monkeypatch.setattr(lookups, "RECENT", 0)
+    spy = Spy(monkeypatch)
+    src = tiny_export(tmp_path / "src", NAMES)
+    out = tmp_path / "out"
+    assert spy.export(src, out, ["nifti"])[0].ok
+    with contextlib.closing(sqlite3.connect(out / ".labelport" / "manifest.sqlite")) as db, db:
+        kept = json.loads(db.execute("SELECT value FROM meta WHERE name = 'digests'").fetchone()[0])
+        assert str(src / "tasks.json") in kept
+        for entry in kept.values():
+            entry[1] = "sha256:" + entry[1]
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('digests', ?)", (json.dumps(kept),))
+    for _ in range(2):
+        report, looked = spy.export(src, out, ["nifti"])
+        assert report.ok and looked == 4 and report.unchanged == {"nifti": 4}
+    assert spy.export(src, out, ["nifti"])[1] == 0
 
 
 def test_tasks_json_changed_while_it_is_read_leaves_no_seal(tmp_path: Path, spy: Spy,

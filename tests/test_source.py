@@ -232,9 +232,10 @@ def test_files_under_a_missing_folder_are_missing_without_asking_the_disk(tmp_pa
     (tmp_path / "segmentations" / "b" / "x.nii.gz").write_bytes(b"")
     (tmp_path / "notes").write_bytes(b"")
     source = LocalExport(tmp_path)
-    listed: list[str] = []
-    scandir = os.scandir
+    listed: list[str] = []  # folders listed or asked about
+    scandir, stat = os.scandir, os.stat
     monkeypatch.setattr(os, "scandir", lambda path: listed.append(path) or scandir(path))
+    monkeypatch.setattr(os, "stat", lambda path, **kw: listed.append(path) or stat(path, **kw))
     assert source.find("images/a/CT/0.dcm") is None and listed  # found missing (and its parents with it)
     listed.clear()
     assert [source.find(f"images/{n}/CT/{k}.dcm") for n in "bcd" for k in range(3)] == [None] * 9

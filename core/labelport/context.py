@@ -8,14 +8,13 @@ from __future__ import annotations
 import filecmp
 import json
 import os
-import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from .errors import WriterError
 from .model import LabelMap, Series, Taxonomy
-from .outdir import move_into_place, scratch_file
+from .outdir import move_into_place, remove_folder, scratch_file
 from .paths import safe_join
 
 if TYPE_CHECKING:
@@ -88,7 +87,7 @@ class FileContext:
                 move_into_place(tmp, final)
                 self.written.append(rel)
         finally:
-            shutil.rmtree(tmpdir, ignore_errors=True)
+            remove_folder(tmpdir)
 
     def write_bytes(self, relpath: str, data: bytes) -> str:
         with self.create(relpath) as tmp, open(tmp, "wb") as f:

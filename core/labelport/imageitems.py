@@ -20,7 +20,6 @@ other: recorded, replaced atomically, removed when the task leaves the project.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -101,4 +100,6 @@ def _link_or_copy(file: str, target: str, mode: ImagesMode) -> None:
             return
         except OSError:  # another device, or a file system without hard links
             pass
+    import shutil
+
     shutil.copyfile(file, target)

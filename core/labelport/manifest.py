@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import itertools
 import json
 import os
@@ -31,6 +30,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, overload
 
+from .digest import blake2b
 from .outdir import FOLDER
 from .paths import safe_join
 from .sources.base import Missing
@@ -40,11 +40,13 @@ __all__ = ["Manifest", "fingerprint", "input_digest", "record_digest"]
 
 _AHEAD = 256  # rows read ahead (see Manifest._row)
 
+# task_files: the output files of every task are read without the pages of the entries (a sealed re-run's check)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS task (
     key TEXT PRIMARY KEY, pos INTEGER NOT NULL, fingerprint TEXT NOT NULL, folder TEXT NOT NULL,
     files TEXT NOT NULL, entry TEXT NOT NULL, inputs TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS task_pos ON task (pos);
+CREATE INDEX IF NOT EXISTS task_files ON task (files);
 CREATE TABLE IF NOT EXISTS stale (path TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS seen (kind INTEGER NOT NULL, path TEXT NOT NULL, value BLOB NOT NULL,
@@ -87,7 +89,7 @@ def record_digest(record: Any) -> str:
         text = msgspec.json.encode(record)
     except (TypeError, ValueError, OverflowError, msgspec.EncodeError):
         text = json.dumps(record, default=str, allow_nan=True).encode()
-    return hashlib.blake2b(text, digest_size=16).hexdigest()
+    return blake2b(text, digest_size=16).hexdigest()
 
 
 def input_digest(record: str, files: Iterable[str], version: str, steady: Collection[str] = (),
@@ -100,7 +102,7 @@ def input_digest(record: str, files: Iterable[str], version: str, steady: Collec
     it, so that the digest does not depend on how its path was typed. A
     :class:`~labelport.sources.base.Missing` file counts as missing, unlooked. ``stat`` is ``os.stat``, or
     what stands for it."""
-    digest = hashlib.blake2b(digest_size=16)
+    digest = blake2b(digest_size=16)
     digest.update(f"{record} {version}\n".encode())
     prefix = os.path.join(base, "") if base else "\0"  # (no path starts with NUL)
     cut = len(prefix)
@@ -125,7 +127,7 @@ def fingerprint(inputs: str, writer: str, options: Any, *context: Any) -> str:
     """What one writer's output of a task depends on: the task's inputs, the writer and its options, and the
     rest of the ``context`` (the task's folder, the taxonomy, the export's settings, versions)."""
     text = "\0".join(map(repr, (inputs, writer, options, *context)))
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    return blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 class Inputs(NamedTuple):
@@ -206,6 +208,12 @@ class Manifest:
         self.seal: str | None = meta.get("seal")
         #: the source's summary kept with the seal (see :meth:`set_seal`)
         self.seal_summary: str | None = meta.get("seal_summary")
+        #: the source's file digests by file state (see :attr:`labelport.sources.lookups.Lookups.digests`)
+        self.digests: dict[str, tuple[bytes, str]] = {}
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            self.digests = {path: (bytes.fromhex(state), digest)
+                            for path, (state, digest) in json.loads(meta.get("digests", "{}")).items()
+                            if type(path) is str and type(digest) is str}
 
     def _open(self, readonly: bool) -> sqlite3.Connection:
         db = self._recorded_readonly() if readonly else None
@@ -375,10 +383,12 @@ class Manifest:
         """Every file a task holds."""
         return {f for (files,) in self._db.execute("SELECT files FROM task") for f in json.loads(files)}
 
-    def present(self, files: Iterable[str]) -> bool:
+    def present(self, files: Collection[str]) -> bool:
         """Whether all these files (relative to the root) are on disk: one listing for a folder that holds
         several of them (a task's PNG slices), one ``stat`` for each other file."""
         root, isfile = self._root_slash, os.path.isfile
+        if len(files) < _LISTED_FROM:  # (most tasks: no folder can hold enough of them to be listed)
+            return all(isfile(root + f) for f in files)
         by_folder: dict[str, list[str]] = {}
         for file in files:
             by_folder.setdefault(file.rpartition("/")[0], []).append(file)
@@ -428,6 +438,13 @@ class Manifest:
             self._set("seal_summary", summary)
         else:
             self._db.execute("DELETE FROM meta WHERE name = 'seal_summary'")
+
+    def set_digests(self, digests: dict[str, tuple[bytes, str]]) -> None:
+        """Keep the source's file digests (see :attr:`digests`)."""
+        if digests != self.digests:
+            self.digests = dict(digests)
+            self._set("digests", json.dumps({path: [state.hex(), digest] for path, (state, digest)
+                                             in digests.items()}))
 
     def _set(self, name: str, value: str) -> None:
         self._begin()

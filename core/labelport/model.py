@@ -62,9 +62,9 @@ def parse_color(value: Any) -> RGB:
 def default_color(name: str) -> RGB:
     """The colour of a category that the taxonomy gives none (or a derived taxonomy): a function of the name
     alone, so that it does not change with the rest of the project."""
-    import hashlib
+    from .digest import blake2b
 
-    digest = hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest()
+    digest = blake2b(name.encode("utf-8"), digest_size=8).digest()
     hue = int.from_bytes(digest[:4], "big") / 2**32
     saturation = 0.55 + 0.35 * digest[4] / 255
     value = 0.75 + 0.2 * digest[5] / 255

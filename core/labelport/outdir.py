@@ -15,7 +15,6 @@ import contextlib
 import itertools
 import json
 import os
-import shutil
 import sys
 import threading
 import time
@@ -23,7 +22,7 @@ from typing import IO, Any
 
 from .errors import LabelportError
 
-__all__ = ["OutputLock", "check_output", "clear_scratch", "scratch_file", "scratch_folder"]
+__all__ = ["OutputLock", "check_output", "clear_scratch", "remove_folder", "scratch_file", "scratch_folder"]
 
 FOLDER = ".labelport"
 _counter = itertools.count()
@@ -45,7 +44,16 @@ def scratch_file(root: str, name: str) -> str:
 
 def clear_scratch(root: str) -> None:
     """Remove what an interrupted export left in ``root``'s scratch folder (call it holding the lock)."""
-    shutil.rmtree(scratch_folder(root), ignore_errors=True)
+    remove_folder(scratch_folder(root))
+
+
+def remove_folder(path: str) -> None:
+    """Remove a folder and all it holds, where there is one (``shutil``, which loads the compression modules,
+    is imported only then)."""
+    if os.path.lexists(path):
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def move_into_place(tmp: str, final: str) -> None:
@@ -55,6 +63,8 @@ def move_into_place(tmp: str, final: str) -> None:
     except OSError:
         if not os.path.exists(tmp):
             raise
+        import shutil
+
         shutil.move(tmp, final)
 
 

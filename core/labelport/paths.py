@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 
@@ -33,6 +32,8 @@ def safe_name(name: str, fallback: str) -> str:
         text = "_" + text
     encoded = text.encode("utf-8")
     if len(encoded) > MAX_NAME_BYTES:
+        import hashlib  # (only for long names)
+
         digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:10]
         text = encoded[: MAX_NAME_BYTES - 11].decode("utf-8", "ignore").rstrip(". ") + "-" + digest
     return text

@@ -22,7 +22,6 @@ One export at a time writes into a folder, never into (or around) its own source
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import signal
 import sqlite3
@@ -35,6 +34,7 @@ from typing import Any, Literal
 
 from ._version import __version__
 from .context import ProjectContext
+from .digest import blake2b
 from .errors import LabelportError, OptionError, PluginError, UnknownWriterError
 from .heap import EVERY, give_back
 from .imageitems import IMAGES_MODES, ImagesMode
@@ -285,7 +285,7 @@ def _gone(key: str, present: Container[str], by_key: bool) -> bool:
 
 
 def _digest(*parts: Any) -> str:
-    return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+    return blake2b(repr(parts).encode(), digest_size=16).hexdigest()
 
 
 @contextlib.contextmanager
@@ -539,8 +539,10 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
     # the seal's key: what each writer's fingerprints depend on besides the task and the taxonomy, which the
     # source's seal_state stands for (the files it is made from)
     unkeyed = {info.name: repr((opts, settings, where[info.name], versions[info.name])) for info, opts in chosen}
-    export_key = seal_key(src, names, unkeyed)
     first = manifests[names[0]]
+    if src.lookups is not None:
+        src.lookups.digests.update(first.digests)
+    export_key = seal_key(src, names, unkeyed)
     if export_key is not None and not force and first.seal_summary is not None \
             and sealed(export_key, [manifests[n] for n in names], steady_images=settings.images == "link") \
             and src.use_summary(first.seal_summary):
@@ -670,6 +672,8 @@ def _run(src: Source, chosen: Chosen, roots: dict[str, str], manifests: dict[str
         seal = new_seal(export_key)
         for manifest in manifests.values():
             manifest.set_seal(seal, src.summary() if manifest is seen else None)
+    if seen is not None and src.lookups is not None:  # (the next export's key is made from them)
+        seen.set_digests(src.lookups.digests)
     _end(src, chosen, roots, manifests, report, versions, taxonomy)
 
 

@@ -21,11 +21,11 @@ every task (and seals again when it ends as above).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping, Sequence
 
 from ._version import __version__
+from .digest import blake2b
 from .manifest import Manifest
 from .sources import Source
 from .sources.lookups import still_hold
@@ -40,7 +40,7 @@ def seal_key(src: Source, names: Sequence[str], context: Mapping[str, str]) -> s
     if state is None or src.lookups is None:
         return None
     text = repr((__version__, [(name, context[name]) for name in names], state))
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    return blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def new_seal(key: str) -> str:

@@ -4,13 +4,14 @@ the digest of a file's bytes."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..digest import blake2b
 from ..errors import SourceError
 
 __all__ = ["deep", "file_digest", "parse_json", "read_bytes", "read_json"]
@@ -57,10 +58,10 @@ def parse_json(data: bytes, path: Path) -> Any:
         raise SourceError(f"cannot read ({exc})", file=str(path)) from None
 
 
-def file_digest(path: Path) -> str:
-    """A digest of a file's bytes (SHA-256, which most current processors compute in hardware); OSError when
-    it cannot be read. The records are the same while it is."""
-    whole, buffer = hashlib.sha256(), bytearray(256 << 10)  # (a piece that stays in the CPU cache)
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """A digest of a file's bytes (BLAKE2b); OSError when it cannot be read. The records are the same while it
+    is."""
+    whole, buffer = blake2b(), bytearray(256 << 10)  # (a piece that stays in the CPU cache)
     view = memoryview(buffer)
     with open(path, "rb", buffering=0) as f:
         while size := f.readinto(buffer):

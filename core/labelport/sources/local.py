@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime
 import functools
-import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -13,12 +12,13 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..digest import blake2b
 from ..errors import SourceError
 from ..model import LabelVolume, Task, Taxonomy
 from ..textset import TextSet
 from .base import Missing, Source, TaskFilter, TaskRef
 from .jsonfile import file_digest, parse_json, read_bytes, read_json
-from .lookups import Lookups, folder_files, real_folder_files
+from .lookups import Lookups, folder_listing, real_folder_listing, stat_or_none
 from .records import task_from_record
 from .taxonomy import parse_taxonomy
 
@@ -137,8 +137,10 @@ class LocalExport(Source):
         path = self._taxonomy_file()
         if path is None:
             return Taxonomy.derive(categories)
+        before = stat_or_none(path)
         text = read_bytes(path)
-        self._taxonomy_digest = hashlib.sha256(text).hexdigest()  # (as file_digest makes it)
+        self._taxonomy_digest = blake2b(text).hexdigest()  # (as file_digest makes it)
+        self.lookups.note(str(path), before, self._taxonomy_digest)
         taxonomy = parse_taxonomy(parse_json(text, path), str(path))
         missing = [c for c in categories if taxonomy.get(c) is None]
         for name in missing:
@@ -309,11 +311,15 @@ class LocalExport(Source):
         if self.filter != TaskFilter():
             return None
         try:
-            records = self._records.file_digest() if "_records" in self.__dict__ else \
-                file_digest(self.root / "tasks.json")
+            if "_records" in self.__dict__:
+                records = self._records.file_digest()
+                if records is not None:
+                    self.lookups.note(str(self._records.path), self._records.before, records)
+            else:
+                records = self.lookups.digest(str(self.root / "tasks.json"), file_digest)
             path = self._taxonomy_file()
             taxonomy = None if path is None else self._taxonomy_digest if "taxonomy" in self.__dict__ else \
-                file_digest(path)
+                self.lookups.digest(str(path), file_digest)
         except OSError:
             return None
         if records is None:
@@ -416,13 +422,13 @@ class LocalExport(Source):
         if files is None:
             files = {}
             if not self._in_missing(folder):
-                real = real_folder_files(folder)  # (learns that the folder is not a link in the same look-up)
-                listed = real if real is not None else folder_files(folder)  # (none when not readable, as isfile)
+                real = real_folder_listing(folder)  # (learns that the folder is not a link in the same look-up)
+                listed = real if real is not None else folder_listing(folder)  # (none when not readable, as isfile)
                 if listed is None:
                     self._missing_from(folder)
                 else:
-                    files = listed
-                    self.lookups.listed(folder, files, real=real is not None)
+                    files = listed[0]
+                    self.lookups.listed(folder, listed, real=real is not None)
                     if real is not None:
                         _remember(self._real, folder, None)
             _remember(self._files, folder, files)

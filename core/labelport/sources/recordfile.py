@@ -26,6 +26,7 @@ from typing import Any, BinaryIO, NamedTuple
 
 import msgspec
 
+from ..digest import blake2b
 from ..errors import SourceError
 from ..heap import give_back
 from ..textset import TextList
@@ -139,11 +140,14 @@ class RecordFile:
         self._spans = array("q")  # (offset, length) of each record's text in the file
         self._digests = bytearray()  # the digest of each record's text (_SIZE bytes each)
         self._parsed: list[Any] = []  # the records, when the file had to be parsed whole
-        self._whole = hashlib.sha256()  # of the bytes split (see file_digest)
+        self._whole = blake2b()  # of the bytes split (see file_digest)
+        #: the file's ``stat`` before it was split
+        self.before: os.stat_result | None = None
         categories: dict[str, None] = {}
         self.heads = Heads()
         try:
             with open(path, "rb") as f:
+                self.before = os.fstat(f.fileno())
                 self._split_file(f, categories)
         except (OSError, RecursionError, msgspec.DecodeError, msgspec.ValidationError, _NotSplit):
             self._spans, self._digests, self.heads, categories = array("q"), bytearray(), Heads(), {}
