@@ -25,7 +25,7 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "labelport.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "labelport", *args], capture_output=True, text=True,
                           timeout=120)
 
 
@@ -44,7 +44,7 @@ def test_the_command_ends_with_its_atexit_handlers_and_whole_output(tmp_path: Pa
         "import atexit\nimport labelport\n\n"
         "atexit.register(lambda: open('atexit-ran', 'w').write('yes'))\n\n\n"
         "@labelport.hookimpl\ndef register_writers():\n    return []\n", encoding="utf-8")
-    run = subprocess.run([sys.executable, "-m", "labelport.cli", "-p", "leaves_a_note", "writers", "--json"],
+    run = subprocess.run([sys.executable, "-m", "labelport", "-p", "leaves_a_note", "writers", "--json"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert len(json.loads(run.stdout)["writers"]) == len(BUILTIN_WRITERS)
@@ -352,3 +352,27 @@ def test_start_up_imports_only_what_the_command_needs() -> None:
     assert "labelport_writers.nifti" in imported
     assert not imported & {"numpy", "nibabel", "msgspec"}, "listing the writers loads none of them"
     assert not imported & {"logging", "configparser"}, "nor logging, nor a parser for entry points no package has"
+
+
+def test_the_command_loads_its_modules_with_the_collector_paused_and_then_collects_as_usual() -> None:
+    """``labelport`` freezes what its modules made once they are loaded (labelport.loading), and runs with the
+    garbage collector on; an export loads the pipeline the same way. Modules already loaded are not frozen
+    again."""
+    code = """
+import gc, json, sys
+from labelport.loading import load
+before = gc.get_freeze_count()
+cli = load("labelport.cli")[0]
+loaded = gc.get_freeze_count()
+again = load("labelport.cli", "json")
+print(json.dumps([before, loaded, gc.get_freeze_count(), gc.isenabled(), again[0] is cli,
+                  "labelport.pipeline" in sys.modules]))
+gc.disable()
+load("labelport.pipeline")
+print(json.dumps([gc.isenabled(), gc.get_freeze_count() > loaded]))
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    first, second = map(json.loads, run.stdout.splitlines())
+    assert first[0] == 0 and first[1] > 10_000 and first[2] == first[1] and first[3:] == [True, True, False]
+    assert second == [False, True]

@@ -16,6 +16,7 @@ import click
 
 from ._version import __version__
 from .errors import LabelportError, OptionError, PluginError
+from .loading import load
 
 if typing.TYPE_CHECKING:
     from .pipeline import ExportReport, TaskDone
@@ -260,6 +261,7 @@ def export_command(
     Exporting again into the same OUT rewrites only the tasks whose inputs or writer options changed,
     removes the outputs of tasks that left SOURCE, and resumes an interrupted export.
     """
+    load("labelport.pipeline", "labelport.sources")  # (with the garbage collector paused: see labelport.loading)
     from .pipeline import export
     from .sources import TaskFilter, redbrick_project
 

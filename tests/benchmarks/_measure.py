@@ -40,10 +40,9 @@ print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource
 
 
 def labelport_command() -> list[str]:
-    """How a user runs labelport: its console script next to this Python (``python -m labelport.cli`` compiles
-    the CLI module on every start, as ``__main__``, which the script does not)."""
+    """How a user runs labelport: its console script next to this Python, else ``python -m labelport``."""
     script = Path(sys.executable).with_name("labelport")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "labelport.cli"]
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "labelport"]
 
 
 def compile_bytecode() -> None:
