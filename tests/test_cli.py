@@ -376,3 +376,48 @@ print(json.dumps([gc.isenabled(), gc.get_freeze_count() > loaded]))
     first, second = map(json.loads, run.stdout.splitlines())
     assert first[0] == 0 and first[1] > 10_000 and first[2] == first[1] and first[3:] == [True, True, False]
     assert second == [False, True]
+
+
+NOISY = '''
+import logging
+
+import labelport
+
+
+def write(task, ctx):
+    logging.getLogger("noisy").warning("a warning from %s", task.name)
+    logging.getLogger("noisy").debug("a debug record from %s", task.name)
+    return task.to_record()
+
+
+@labelport.hookimpl
+def register_writers():
+    return [labelport.WriterSpec(name="noisy", description="logs", write=write)]
+'''
+
+
+def test_log_records_reach_stderr_as_python_has_them_and_all_of_them_with_debug(demo: Path, tmp_path: Path) -> None:
+    """Without --debug logging is Python's own (warnings and errors on stderr, once each); --debug, before or
+    after the command, shows every record with its level and logger. A re-run that finds nothing changed
+    loads no logging."""
+    (tmp_path / "noisy_plugin.py").write_text(NOISY, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "labelport", "-p", "noisy_plugin", *args], capture_output=True,
+                              text=True, timeout=120, env=env)
+
+    plain = run("export", str(demo), "-o", str(tmp_path / "a"), "-w", "noisy", "-q")
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stderr.count("a warning from Patient 001\n") == 1 and "debug record" not in plain.stderr
+    for where in (["--debug", "export"], ["export", "--debug"]):
+        debug = run(*where, str(demo), "-o", str(tmp_path / where[0]), "-w", "noisy", "-q")
+        assert debug.returncode == 0, debug.stderr
+        assert "WARNING noisy: a warning from Patient 001" in debug.stderr
+        assert "DEBUG noisy: a debug record from Patient 001" in debug.stderr
+    assert _run("export", str(demo), "-o", str(tmp_path / "n"), "-w", "nifti").returncode == 0
+    code = ("import sys\nfrom labelport.__main__ import main\nsys.argv[1:] = ['export', "
+            f"{str(demo)!r}, '-o', {str(tmp_path / 'n')!r}, '-w', 'nifti', '-q']\ntry:\n    main()\nfinally:\n"
+            "    print('logging' in sys.modules, file=sys.stderr)")
+    again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and again.stderr.strip() == "False", again.stderr

@@ -115,9 +115,7 @@ def _debug_option(command: Any) -> Any:
             ctx.ensure_object(dict)["debug"] = True
             root = ctx.find_root()
             root.ensure_object(dict)["debug"] = True
-            import logging
-
-            logging.getLogger().setLevel(logging.DEBUG)
+            _debug_logging()
         return value
 
     return click.option("--debug", is_flag=True, expose_value=False, callback=remember, is_eager=True,
@@ -170,14 +168,16 @@ def cli(ctx: click.Context) -> None:
     Exit codes: 0 done, 1 something failed (a task, unreadable input), 2 wrong command line, 130 interrupted.
     """
     ctx.ensure_object(dict).setdefault("debug", False)
-    debug = ctx.obj["debug"]
-    if ctx.invoked_subcommand == "writers" and not debug:  # reads no data: logging is left as Python has it
-        return
+
+
+def _debug_logging() -> None:
+    """``--debug``: every log record, with its level and logger, on stderr. Without it logging is left as
+    Python has it (warnings and errors on stderr), and a re-run that finds nothing changed does not load it."""
     import logging
 
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(message)s")
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(logging.DEBUG)
     logging.getLogger("nibabel.global").propagate = False  # nibabel prints its warnings itself: once is enough
-    logging.getLogger("pydicom").setLevel(logging.ERROR)  # its warnings reach the report, named, once
 
 
 def _redbrick_options(command: Any) -> Any:

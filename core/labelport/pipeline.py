@@ -45,7 +45,17 @@ from .plugins import Registry, WriterInfo
 from .project import PROJECT, run_project
 from .seal import new_seal, seal_key, sealed
 from .sources import LocalExport, Source, TaskFilter, TaskRef, open_source
-from .taskrun import Failure, Interrupted, Outcome, Settings, failure, run_task, worker_init, worker_run
+from .taskrun import (
+    Failure,
+    Interrupted,
+    Outcome,
+    Settings,
+    failure,
+    quiet_library_logs,
+    run_task,
+    worker_init,
+    worker_run,
+)
 from .textset import TextSet
 
 __all__ = ["ExportReport", "Failure", "export"]
@@ -317,6 +327,8 @@ class _Runner:
         self.workers, self.timeout = workers, timeout
         self.parallel = workers > 1 or timeout is not None
         self.limit = 2 * workers
+        if not self.parallel:
+            quiet_library_logs()  # (as each worker process does)
 
     def _pool(self) -> Any:
         """The worker processes, made when the first task needs them (a no-op re-export starts none)."""

@@ -80,7 +80,7 @@ class Interrupted:
 
 def quiet_library_logs() -> None:
     """pydicom logs each warning it also raises: the warning reaches the report (once, named), the log line
-    would only repeat it."""
+    would only repeat it. Called by a process before it runs tasks."""
     import logging
 
     logging.getLogger("pydicom").setLevel(logging.ERROR)
