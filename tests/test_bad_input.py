@@ -241,3 +241,16 @@ def test_gzip_checksum_is_verified(demo: Path, tmp_path: Path) -> None:
     report = labelport.export(demo, tmp_path / "o", ["nifti"])
     assert [f.task for f in report.failures] == ["Patient 001"]
     assert "corrupt" in report.failures[0].message and "CT.nii.gz" in report.failures[0].message
+
+
+def test_label_map_with_a_damaged_deflate_stream(demo: Path, tmp_path: Path) -> None:
+    """Bytes overwritten inside the compressed data: the inflater finds an invalid block (ISA-L raises its own
+    error type, not zlib's), so the task fails naming the file, and the others export."""
+    path = demo / "segmentations/Patient 001/CT.nii.gz"
+    raw = path.read_bytes()
+    assert len(raw) > 400
+    path.write_bytes(raw[:40] + b"\xff" * 300 + raw[340:])
+    report = labelport.export(demo, tmp_path / "o", ["nifti"])
+    assert [f.task for f in report.failures] == ["Patient 001"]
+    assert "corrupt or truncated" in report.failures[0].message and "CT.nii.gz" in report.failures[0].message
+    assert report.written == {"nifti": 3}

@@ -155,6 +155,19 @@ def test_gzip_transfer_encoding_is_decoded(emulator: Emulator, tmp_path: Path) -
     assert target.read_bytes() == b'[{"labelid": "a"}]'
 
 
+def test_a_damaged_gzip_encoding_is_fetched_again_and_leaves_nothing(emulator: Emulator, tmp_path: Path) -> None:
+    """A reply whose gzip transfer encoding has an invalid deflate block (ISA-L's own error type) counts as a
+    failed attempt like a truncated one: retried, then one error naming the file, with no file left behind."""
+    body = gzip.compress(b"".join(b"label %d, " % n for n in range(5000)), mtime=0)  # (compressed, not stored)
+    emulator.files["labels.json"] = body[:20] + b"\xff" * 64 + body[84:]
+    emulator.encodings["labels.json"] = "gzip"
+    sleeps: list[float] = []
+    with pytest.raises(SourceError) as info:
+        _transport(emulator, sleeps).download(emulator.file_url("labels.json"), str(tmp_path / "labels.json"))
+    assert "download of labels.json failed after" in str(info.value) and "corrupt" in str(info.value)
+    assert sleeps and list(tmp_path.iterdir()) == []
+
+
 def test_download_that_keeps_failing_leaves_nothing_and_names_the_file(emulator: Emulator, tmp_path: Path) -> None:
     emulator.files["label.nii.gz"] = gzip.compress(b"x" * 5000, mtime=0)
     emulator.fail("label.nii.gz", "drop", times=3)

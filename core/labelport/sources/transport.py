@@ -242,14 +242,14 @@ def _is_gzip(path: str) -> bool:
 
 def _decode_gzip_file(path: str) -> None:
     """Undo a gzip transfer encoding in place."""
-    from isal import igzip
+    from isal import igzip, isal_zlib
 
     decoded = f"{path}.decoded"
     try:
         with igzip.open(path, "rb") as src, open(decoded, "wb") as dst:
             while chunk := src.read(1 << 20):
                 dst.write(chunk)
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, isal_zlib.error) as exc:  # (ISA-L's inflate error is neither)
         if os.path.exists(decoded):
             os.remove(decoded)
         raise OSError(f"the gzip-encoded reply is truncated or corrupt ({exc})") from None
