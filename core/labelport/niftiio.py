@@ -119,7 +119,7 @@ def read_label_nifti(path: str, expected_shape: tuple[int, ...] | None = None,
         raise SourceError("label map file not found", file=path) from None
     except MemoryError:
         raise SourceError("not enough memory to read the label map", file=path) from None
-    except (EOFError, OSError, zlib.error, isal.isal_zlib.error, ValueError) as exc:
+    except (EOFError, OSError, zlib.error, isal.isal_zlib.error, ValueError) as exc:  # type: ignore[misc]
         reason = getattr(exc, "strerror", None) or exc
         raise SourceError(f"cannot read label map: corrupt or truncated data ({reason})", file=path) from None
 

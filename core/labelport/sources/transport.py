@@ -249,7 +249,7 @@ def _decode_gzip_file(path: str) -> None:
         with igzip.open(path, "rb") as src, open(decoded, "wb") as dst:
             while chunk := src.read(1 << 20):
                 dst.write(chunk)
-    except (OSError, EOFError, isal_zlib.error) as exc:  # (ISA-L's inflate error is neither)
+    except (OSError, EOFError, isal_zlib.error) as exc:  # type: ignore[misc]  # (ISA-L's inflate error is neither)
         if os.path.exists(decoded):
             os.remove(decoded)
         raise OSError(f"the gzip-encoded reply is truncated or corrupt ({exc})") from None
