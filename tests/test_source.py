@@ -118,16 +118,18 @@ def test_other_encodings(tmp_path: Path) -> None:
 @pytest.mark.parametrize("seed", range(3))
 def test_slice_peaks_worked_out_while_reading_are_the_arrays_own(tmp_path: Path, seed: int,
                                                                   monkeypatch: Any) -> None:
-    """The largest value of each k slice, taken from each piece as it is inflated, against ``slice_peaks`` of the
-    array read, and the label map's largest value and extent from them against numpy: pieces of one slice or
-    many (the piece size made small), slices larger than a piece, one slice, a voxel offset that puts voxels
-    in the header's read, signed values, gzip or not. Maps stored big-endian or scaled are converted, so their
+    """The largest value of each k slice and of each block of a slice, taken from each piece as it is inflated,
+    against ``slice_peaks`` and ``block_peaks`` of the array read, and the label map's largest value and extent
+    from them against numpy: pieces of one slice or many (the piece size made small), slices larger than a
+    piece, one slice, blocks of one byte or more, a voxel offset that puts voxels in the header's read, signed
+    values, gzip or not. Maps stored big-endian or scaled are converted, so their
     peaks are worked out from the array."""
-    from labelport import niftiio
-    from labelport.model import LabelMap, slice_peaks
+    from labelport import model, niftiio
+    from labelport.model import LabelMap, block_peaks, slice_peaks
 
     rng = np.random.default_rng(seed)
     monkeypatch.setattr(niftiio, "_CHUNK", int(rng.choice([64, 256, 4096])))
+    monkeypatch.setattr(model, "PEAK_BLOCK", int(rng.choice([1, 6, 16, 1 << 14])))  # (blocks of a slice: many)
     for n in range(12):
         shape = tuple(int(v) for v in rng.integers(1, 9, 3))
         dtype = np.dtype(str(rng.choice(["uint8", "int8", "uint16", "int16", "int32", "<u2", ">u2", ">i4"])))
@@ -144,9 +146,10 @@ def test_slice_peaks_worked_out_while_reading_are_the_arrays_own(tmp_path: Path,
         volume = niftiio.read_label_nifti(path)
         assert nib.load(path).header.endianness == (">" if dtype.byteorder == ">" else "<")
         converted = dtype.byteorder == ">" or n % 4 == 3
-        assert (volume.peaks is None) == converted, (dtype, n)
+        assert (volume.peaks is None) == converted == (volume.block_peaks is None), (dtype, n)
         if not converted:
             assert np.array_equal(volume.peaks, slice_peaks(volume.array)), (shape, dtype)
+            assert np.array_equal(volume.block_peaks, block_peaks(volume.array)), (shape, dtype)
         label_map = LabelMap(path, niftiio.read_label_nifti)
         found = np.argwhere(volume.array != 0)
         assert label_map.extent == (tuple(slice(int(a), int(b) + 1) for a, b in zip(found.min(0), found.max(0)))

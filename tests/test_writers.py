@@ -446,23 +446,63 @@ def test_mhd_zlib_stream_made_partly_from_deflated_zeros_is_the_data(seed: int) 
 
 
 @pytest.mark.parametrize("dtype,order", [("uint16", "F"), (">i4", "C")])  # (peaks from the read, or a pass)
-def test_mhd_zero_runs_are_the_empty_slices_of_a_label_map(dtype: str, order: str) -> None:
-    from labelport_writers.mhd import zero_runs
-
+def test_zero_runs_of_small_slices_are_the_empty_slices_of_a_label_map(dtype: str, order: str) -> None:
     array = np.zeros((7, 5, 300), dtype, order=order)  # type: ignore[call-overload]
     array[2, 1, 3] = array[6, 3, 4] = array[0, 2, 250] = -9 if dtype[-2] == "i" else 9
     plane = 7 * 5 * array.itemsize
-    label_map = labelport.LabelMap("x", lambda _: labelport.LabelVolume(array, np.eye(4), None))
-    assert zero_runs(label_map) == [(0, 3 * plane), (5 * plane, 250 * plane), (251 * plane, 300 * plane)]
+
+    def zero_runs(array: np.ndarray) -> list[tuple[int, int]]:
+        return labelport.LabelMap("x", lambda _: labelport.LabelVolume(array, np.eye(4), None)).zero_runs
+
+    assert zero_runs(array) == [(0, 3 * plane), (5 * plane, 250 * plane), (251 * plane, 300 * plane)]
     flat = np.frombuffer(memoryview(np.asfortranarray(array).T).cast("B"), np.uint8)
-    assert not any(flat[start:end].any() for start, end in zero_runs(label_map))
+    assert not any(flat[start:end].any() for start, end in zero_runs(array))
     array[:, :, 299] = 1
-    label_map.release()
-    assert zero_runs(label_map)[-1] == (251 * plane, 299 * plane)
-    assert zero_runs(labelport.LabelMap("x", lambda _: labelport.LabelVolume(array * 0, np.eye(4), None))) \
-        == [(0, flat.size)]
-    assert zero_runs(labelport.LabelMap("x", lambda _: labelport.LabelVolume(array[:, :, :0], np.eye(4), None))) \
-        == []
+    assert zero_runs(array)[-1] == (251 * plane, 299 * plane)
+    assert zero_runs(array * 0) == [(0, flat.size)]
+    assert zero_runs(array[:, :, :0]) == []
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_zero_runs_noted_while_reading_are_the_empty_blocks_of_each_slice(tmp_path: Path, seed: int) -> None:
+    """Slices larger than a block (16 KiB), a last block cut short, voxels in the first and last block of a
+    slice, whole empty slices: the runs read back from a NIfTI file are exactly the maximal runs of empty
+    blocks, against the array's bytes; and a map whose peaks were not noted has the empty slices as runs."""
+    from labelport.model import PEAK_BLOCK
+
+    rng = np.random.default_rng(seed)
+    dtype = np.dtype(str(rng.choice(["uint8", "uint16", "int16", "int32"])))
+    shape = (int(rng.integers(60, 140)), int(rng.integers(60, 140)), int(rng.integers(1, 7)))
+    array = np.zeros(shape, dtype, order="F")
+    for _ in range(int(rng.integers(0, 12))):
+        array[tuple(int(rng.integers(0, n)) for n in shape)] = -3 if dtype.kind == "i" else 7
+    array[-1, -1, 0] = 5  # the last voxel of a slice
+    path = str(tmp_path / "m.nii.gz")
+    nib.save(nib.Nifti1Image(array, np.eye(4)), path)
+    label_map = labelport.LabelMap(path, labelport.read_label_nifti)
+    assert np.array_equal(label_map.array, array) and label_map.load().block_peaks is not None
+    plane, block = array.nbytes // shape[2], PEAK_BLOCK // dtype.itemsize * dtype.itemsize
+    flat = np.frombuffer(memoryview(array.T).cast("B"), np.uint8)
+    empty = [not flat[k * plane + at: k * plane + min(at + block, plane)].any()
+             for k in range(shape[2]) for at in range(0, plane, block)]
+    starts = [k * plane + at for k in range(shape[2]) for at in range(0, plane, block)] + [flat.size]
+    expected, run = [], None
+    for n, is_empty in enumerate([*empty, False]):
+        if is_empty and run is None:
+            run = starts[n]
+        elif not is_empty and run is not None:
+            expected.append((run, starts[n]))
+            run = None
+    assert label_map.zero_runs == expected
+    import zlib
+
+    from labelport_writers.mhd import zlib_stream
+
+    assert zlib.decompress(zlib_stream(memoryview(flat), label_map.zero_runs)) == flat.tobytes()
+    plain = labelport.LabelMap("x", lambda _: labelport.LabelVolume(array, np.eye(4), None))
+    occupied = [bool(array[:, :, k].any()) for k in range(shape[2])]
+    assert all(start % plane == 0 == end % plane for start, end in plain.zero_runs)
+    assert sum(end - start for start, end in plain.zero_runs) == plane * occupied.count(False)
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "uint16", "int32"])

@@ -144,6 +144,8 @@ class LabelVolume:
     header: Any  # nibabel Nifti1Header / Nifti2Header, kept so writers can preserve it
     #: :func:`slice_peaks` of ``array`` when the reader worked them out on the way (else None)
     peaks: np.ndarray | None = None
+    #: :func:`block_peaks` of ``array`` when the reader worked them out on the way (else None)
+    block_peaks: np.ndarray | None = None
 
 
 def slice_rows(arr: np.ndarray) -> np.ndarray | None:
@@ -162,6 +164,28 @@ def slice_peaks(arr: np.ndarray) -> np.ndarray | None:
     array's largest value. None for other layouts."""
     rows = slice_rows(arr)
     return None if rows is None else rows.max(axis=1)
+
+
+#: the bytes of a k slice, in storage order, whose largest value :func:`block_peaks` notes (a slice's last block
+#: may be shorter)
+PEAK_BLOCK = 16 << 10
+
+
+def block_starts(rows: np.ndarray) -> np.ndarray:
+    """Where each :data:`PEAK_BLOCK` of a row of :func:`slice_rows` starts, in values."""
+    import numpy as np
+
+    return np.arange(0, rows.shape[1], max(1, PEAK_BLOCK // rows.itemsize))
+
+
+def block_peaks(arr: np.ndarray) -> np.ndarray | None:
+    """The largest value of each :data:`PEAK_BLOCK` bytes of each k slice of the array's unsigned view
+    (:func:`slice_rows`), as a (slices, blocks) array, in one pass; their largest along the blocks are the
+    :func:`slice_peaks`. None for other layouts."""
+    import numpy as np
+
+    rows = slice_rows(arr)
+    return None if rows is None else np.maximum.reduceat(rows, block_starts(rows), axis=1)
 
 
 def nonzero_extent(arr: np.ndarray, peaks: np.ndarray | None = None) -> tuple[slice, slice, slice] | None:
@@ -262,11 +286,40 @@ class LabelMap:
                 arr.any(axis=(0, 1)) if arr.ndim == 3 else np.ones(1, bool)
         return self.cache["occupied"]  # type: ignore[no-any-return]
 
+    @property
+    def zero_runs(self) -> list[tuple[int, int]]:
+        """The byte ranges ``(start, end)`` of the voxels in storage order (NIfTI's: i fastest, then j, then k)
+        that hold only zeros, ascending and apart: runs of empty k slices and, where the reader noted the
+        largest value of each :data:`PEAK_BLOCK` bytes of a slice (:attr:`LabelVolume.block_peaks`), runs of
+        empty blocks too. A writer that compresses the voxels can write these without reading them (most of
+        most label maps is empty); what is not in a run may hold zeros too."""
+        if "zero_runs" not in self.cache:
+            import numpy as np
+
+            arr, blocks = self.array, self.load().block_peaks
+            if arr.ndim != 3 or not arr.size:
+                runs: list[tuple[int, int]] = []
+            else:
+                plane = arr.nbytes // arr.shape[2]
+                if blocks is not None and blocks.shape[0] == arr.shape[2]:
+                    empty = (blocks == 0).ravel()
+                    step = max(1, PEAK_BLOCK // arr.itemsize) * arr.itemsize
+                else:
+                    empty, step = ~self.occupied_slices, plane
+                per_slice = len(empty) // arr.shape[2]
+                flags = np.concatenate([[False], empty, [False]])
+                edges = np.flatnonzero(flags[1:] != flags[:-1])  # where runs of empty blocks start and end
+                starts = edges // per_slice * plane + edges % per_slice * step  # (a run may end at the very end)
+                runs = [(int(a), int(b)) for a, b in zip(starts[::2], starts[1::2])]
+            self.cache["zero_runs"] = runs
+        return self.cache["zero_runs"]  # type: ignore[no-any-return]
+
     def _peaks(self) -> np.ndarray | None:
         """:func:`slice_peaks` of the array (computed once: the largest value and the extent share the pass)."""
         if "peaks" not in self.cache:
             volume = self.load()
-            self.cache["peaks"] = volume.peaks if volume.peaks is not None else slice_peaks(volume.array)
+            self.cache["peaks"] = volume.peaks if volume.peaks is not None else \
+                volume.block_peaks.max(axis=1) if volume.block_peaks is not None else slice_peaks(volume.array)
         return self.cache["peaks"]  # type: ignore[no-any-return]
 
     @property

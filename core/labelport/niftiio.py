@@ -16,7 +16,7 @@ import nibabel as nib
 import numpy as np
 
 from .errors import SourceError
-from .model import LabelVolume, slice_rows
+from .model import LabelVolume, block_starts, slice_rows
 
 __all__ = ["DEFAULT_LABEL_MEMORY", "read_label_nifti", "write_nifti"]
 
@@ -101,8 +101,10 @@ def read_label_nifti(path: str, expected_shape: tuple[int, ...] | None = None,
 
     The voxel data starts at the header's ``vox_offset``, after any header extensions. 2D maps become
     (i, j, 1); trailing singleton dimensions beyond the third are dropped. Gzip data is decompressed in
-    pieces straight into the array (ISA-L), and its checksum is verified. Each k slice's largest value is taken
-    from the pieces as they arrive (``LabelVolume.peaks``; the label check and the non-zero extent use them).
+    pieces straight into the array (ISA-L), and its checksum is verified. The largest value of each block of
+    each k slice, and of each slice, are taken from the pieces as they arrive (``LabelVolume.block_peaks`` and
+    ``LabelVolume.peaks``: the label check and the non-zero extent use them, writers that compress the voxels
+    skip the empty blocks).
 
     Nothing is allocated before the header is checked: against ``expected_shape`` (the image grid, when
     known) and against ``limit`` bytes. A file holding more data than its header declares is refused, without
@@ -166,24 +168,27 @@ def _read(stream: _Stream, path: str, expected: tuple[int, ...] | None, limit: i
     view = memoryview(data.view(np.uint8))  # type: ignore[arg-type]
     view[: max(0, len(prefix) - offset)] = prefix[offset: offset + len(view)]  # voxels already read with the header
     filled = max(0, min(len(view), len(prefix) - offset))
-    # each k slice's largest value (see labelport.model.slice_peaks), taken from every piece while it is in the
-    # CPU cache: the pieces are whole slices
+    # the largest value of each block of each k slice (see labelport.model.block_peaks), taken from every piece
+    # while it is in the CPU cache (the pieces are whole slices), and from them each slice's
     plane = shape[0] * shape[1] * dtype.itemsize
     step = max(plane, _CHUNK // plane * plane) if plane else _CHUNK
     rows = slice_rows(data.reshape(shape, order="F"))  # (None for a map stored big-endian: it is converted)
-    peaks = np.empty(shape[2], rows.dtype) if rows is not None else None
+    starts = block_starts(rows) if rows is not None else np.zeros(0, np.intp)
+    blocks: np.ndarray | None = np.empty((shape[2], len(starts)), rows.dtype) if rows is not None else None
+    peaks: np.ndarray | None = np.empty(shape[2], rows.dtype) if rows is not None else None
     done = 0
-    while filled < len(view):
-        got = stream.readinto(view[filled: filled + step])
-        if not got:
-            raise SourceError(f"label map is truncated: {shape} {dtype.name} needs {offset + len(view)} bytes of "
-                              f"NIfTI data, the file holds {offset + filled}", file=path)
-        filled += got
-        if rows is not None and peaks is not None and filled // plane > done:
-            rows[done: filled // plane].max(axis=1, out=peaks[done: filled // plane])
+    while filled < len(view) or (rows is not None and done < shape[2]):
+        if filled < len(view):
+            got = stream.readinto(view[filled: filled + step])
+            if not got:
+                raise SourceError(f"label map is truncated: {shape} {dtype.name} needs {offset + len(view)} bytes "
+                                  f"of NIfTI data, the file holds {offset + filled}", file=path)
+            filled += got
+        if rows is not None and blocks is not None and peaks is not None and filled // plane > done:
+            # (a map read whole with its header has them all at once)
+            np.maximum.reduceat(rows[done: filled // plane], starts, axis=1, out=blocks[done: filled // plane])
+            blocks[done: filled // plane].max(axis=1, out=peaks[done: filled // plane])
             done = filled // plane
-    if rows is not None and peaks is not None and done < len(peaks):  # (a map read whole with its header)
-        rows[done:].max(axis=1, out=peaks[done:])
     if len(_read_up_to(stream, _TRAILING + 1)) > _TRAILING:  # reaching the end also verifies the gzip checksum
         raise SourceError(f"label map holds more data than its header declares ({'x'.join(map(str, shape))} "
                           f"{dtype.name})", file=path)
@@ -193,13 +198,14 @@ def _read(stream: _Stream, path: str, expected: tuple[int, ...] | None, limit: i
     slope, inter = header.get_slope_inter()
     if (slope is not None and slope != 1) or (inter is not None and inter != 0):
         # (the peaks describe the voxels as stored: the scaled array has its own)
-        data, peaks = _as_integer_labels(data * (1.0 if slope is None else slope) + (inter or 0.0), path), None
+        data = _as_integer_labels(data * (1.0 if slope is None else slope) + (inter or 0.0), path)
+        blocks = peaks = None
     elif data.dtype.kind == "f":
         data = _as_integer_labels(data, path)
     elif data.dtype.kind not in "iu":
         raise SourceError(f"label map has data type {data.dtype}; expected integers", file=path)
     data.flags.writeable = False
-    return LabelVolume(array=data, affine=affine, header=header, peaks=peaks)
+    return LabelVolume(array=data, affine=affine, header=header, peaks=peaks, block_peaks=blocks)
 
 
 def write_nifti(

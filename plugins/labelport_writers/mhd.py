@@ -93,18 +93,19 @@ def _deflate_piece(piece: memoryview) -> tuple[bytes, int]:
     return raw.compress(piece) + raw.flush(isal_zlib.Z_FULL_FLUSH), isal_zlib.adler32(piece)
 
 
-@functools.lru_cache(maxsize=64)
-def _zeros_deflated(length: int) -> bytes:
+@functools.cache
+def _zeros_deflated(length: int) -> bytes:  # (called with powers of two up to _UNIT: 21 of them at most)
     return _deflate_piece(memoryview(bytes(length)))[0]
 
 
 def _zeros(length: int) -> tuple[bytes, int]:
-    """``length`` zero bytes as :func:`_deflate_piece` makes them, from the deflated 1 MiB (the same bytes
-    repeated) and the deflated rest; and their Adler-32 (the sum of the bytes stays 1: the second sum grows by 1
-    per byte)."""
+    """``length`` zero bytes as deflate blocks ending on a full flush: the deflated 1 MiB repeated, then the
+    deflated powers of two that make up the rest (each deflated once per process, so runs of any length cost
+    nothing more); and their Adler-32 (the sum of the bytes stays 1: the second sum grows by 1 per byte)."""
     whole, rest = divmod(length, _UNIT)
-    return (_zeros_deflated(_UNIT) * whole + (_zeros_deflated(rest) if rest else b""),
-            1 | length % _ADLER_BASE << 16)
+    parts = [_zeros_deflated(_UNIT) * whole]
+    parts += [_zeros_deflated(1 << bit) for bit in range(rest.bit_length()) if rest >> bit & 1]
+    return b"".join(parts), 1 | length % _ADLER_BASE << 16
 
 
 def _pieces(size: int, zeros: Iterable[tuple[int, int]]) -> list[tuple[int, int, bool]]:
@@ -138,7 +139,9 @@ def zlib_stream(data: memoryview, zeros: Iterable[tuple[int, int]] = ()) -> byte
 
     pieces = _pieces(len(data), zeros)
     full = [data[start:end] for start, end, zero in pieces if not zero]
-    threads = min(len(full), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    # (threads only for more than one piece's worth: starting them costs more than deflating a few MB)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    threads = min(len(full), cpus) if sum(map(len, full)) > _PIECE else 1
     deflated: Iterator[tuple[bytes, int]]
     if threads > 1:
         with ThreadPoolExecutor(threads) as pool:
@@ -153,20 +156,6 @@ def zlib_stream(data: memoryview, zeros: Iterable[tuple[int, int]] = ()) -> byte
     return b"".join([*parts, _LAST_BLOCK, adler.to_bytes(4, "big")])
 
 
-def zero_runs(label_map: labelport.LabelMap) -> list[tuple[int, int]]:
-    """The byte ranges of a label map's voxels, stored as MetaImage stores them (k slice after k slice), that
-    hold only zeros: its runs of empty slices, known from the pass that read it (finding the rows of the others
-    would take a pass of its own, which costs about what deflating them does)."""
-    import numpy as np
-
-    if label_map.array.ndim != 3 or not label_map.array.size:
-        return []
-    flags = np.concatenate([[True], label_map.occupied_slices, [True]])
-    edges = np.flatnonzero(flags[1:] != flags[:-1])  # where runs of empty slices start and end
-    plane = label_map.array.nbytes // label_map.array.shape[2]
-    return [(int(start) * plane, int(end) * plane) for start, end in zip(edges[::2], edges[1::2])]
-
-
 def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
     import numpy as np
 
@@ -176,7 +165,7 @@ def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
         array = label_map.array
         little = array.astype(array.dtype.newbyteorder("<"), copy=False)
         voxels = memoryview(np.asfortranarray(little).T).cast("B")  # i fastest, as MetaImage stores it
-        data = zlib_stream(voxels, zero_runs(label_map)) if opts.compress else voxels
+        data = zlib_stream(voxels, label_map.zero_runs) if opts.compress else voxels
         paths = [ctx.series_path(series, ".mhd"), ctx.series_path(series, ".zraw" if opts.compress else ".raw")]
         try:
             header = mhd_header(array.shape, array.dtype, label_map.affine, paths[1].rsplit("/", 1)[-1],
