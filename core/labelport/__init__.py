@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .context import FileContext, ProjectContext, WriterContext
     from .contours import keyhole_outlines, mask_outlines, rasterize
     from .dataset import Dataset, collate
+    from .deflate import gzip_stream, zlib_stream
     from .dicomseries import (
         Alignment,
         DicomImage,
@@ -70,6 +71,7 @@ _MODULES = {
     "context": ["FileContext", "ProjectContext", "WriterContext"],
     "contours": ["keyhole_outlines", "mask_outlines", "rasterize"],
     "dataset": ["Dataset", "collate"],
+    "deflate": ["gzip_stream", "zlib_stream"],
     "dicomseries": ["Alignment", "DicomImage", "DicomSeries", "align_grids", "align_to_series", "describe_grid",
                     "read_dicom_series"],
     "hookspecs": ["hookimpl", "hookspec"],
@@ -146,6 +148,7 @@ __all__ = [
     "color_layers",
     "describe_grid",
     "export",
+    "gzip_stream",
     "hookimpl",
     "hookspec",
     "keyhole_outlines",
@@ -159,4 +162,5 @@ __all__ = [
     "safe_name",
     "views",
     "write_nifti",
+    "zlib_stream",
 ]

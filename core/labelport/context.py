@@ -100,16 +100,19 @@ class FileContext:
 
     def write_nifti(
         self, relpath: str, array: np.ndarray, *, like: LabelMap | None = None,
-        affine: np.ndarray | None = None, compresslevel: int = 1,
+        affine: np.ndarray | None = None, compresslevel: int = 1, zero_runs: list[tuple[int, int]] | None = None,
     ) -> str:
         """Write ``array`` as NIfTI (gzip through ISA-L for ``.nii.gz``). ``like`` copies the geometry and
-        header of a source label map; otherwise ``affine`` (RAS+, as nibabel uses) is required."""
+        header of a source label map; otherwise ``affine`` (RAS+, as nibabel uses) is required.
+        ``zero_runs``: voxels known to hold only zeros, not deflated again (see
+        :func:`labelport.write_nifti`): ``like.zero_runs`` for the map's own array, or for an array that is
+        zero wherever the map is."""
         from .niftiio import write_nifti  # nibabel is imported only when a NIfTI is written
 
         header = like.header if like is not None else None
         with self.create(relpath) as tmp:
             write_nifti(tmp, array, affine=affine, header=header, compresslevel=compresslevel,
-                        gzip=relpath.endswith(".gz"))
+                        gzip=relpath.endswith(".gz"), zero_runs=zero_runs)
         return relpath
 
     def rollback(self) -> None:

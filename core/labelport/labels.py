@@ -145,8 +145,10 @@ class LabelViews:
         segmentMap does not know. An overlap voxel goes to the ``lowest`` or ``highest`` class id among
         its instances; ``error`` refuses overlaps between different classes."""
         segments = self.series.segments
-        mapping: dict[int, int] = {n: seg.class_id + 1 for n, seg in segments.items()}
+        mapping: dict[int, int] = {n: seg.class_id + 1 for n, seg in segments.items() if n}  # (0: background)
         for group, members in self.groups.items():
+            if not group:
+                continue
             classes = sorted({segments[m].class_id for m in members if m in segments})
             if not classes:
                 continue

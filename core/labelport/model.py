@@ -288,11 +288,12 @@ class LabelMap:
 
     @property
     def zero_runs(self) -> list[tuple[int, int]]:
-        """The byte ranges ``(start, end)`` of the voxels in storage order (NIfTI's: i fastest, then j, then k)
+        """The ranges ``(start, end)`` of voxels, counted in storage order (NIfTI's: i fastest, then j, then k),
         that hold only zeros, ascending and apart: runs of empty k slices and, where the reader noted the
         largest value of each :data:`PEAK_BLOCK` bytes of a slice (:attr:`LabelVolume.block_peaks`), runs of
-        empty blocks too. A writer that compresses the voxels can write these without reading them (most of
-        most label maps is empty); what is not in a run may hold zeros too."""
+        empty blocks too. A writer that compresses the voxels, or an array that is zero wherever the map is,
+        need not deflate these (see :func:`labelport.zlib_stream`; most of most label maps is empty); what is not
+        in a run may hold zeros too."""
         if "zero_runs" not in self.cache:
             import numpy as np
 
@@ -300,10 +301,9 @@ class LabelMap:
             if arr.ndim != 3 or not arr.size:
                 runs: list[tuple[int, int]] = []
             else:
-                plane = arr.nbytes // arr.shape[2]
+                plane = arr.shape[0] * arr.shape[1]
                 if blocks is not None and blocks.shape[0] == arr.shape[2]:
-                    empty = (blocks == 0).ravel()
-                    step = max(1, PEAK_BLOCK // arr.itemsize) * arr.itemsize
+                    empty, step = (blocks == 0).ravel(), max(1, PEAK_BLOCK // arr.itemsize)
                 else:
                     empty, step = ~self.occupied_slices, plane
                 per_slice = len(empty) // arr.shape[2]

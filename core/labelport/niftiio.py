@@ -7,7 +7,7 @@ import contextlib
 import io
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 import isal.igzip
@@ -208,15 +208,62 @@ def _read(stream: _Stream, path: str, expected: tuple[int, ...] | None, limit: i
     return LabelVolume(array=data, affine=affine, header=header, peaks=peaks, block_peaks=blocks)
 
 
+class _HeaderOnly(io.RawIOBase):
+    """A file for nibabel to write an image into that keeps what comes before the voxels (the header, its
+    extensions and the padding up to ``vox_offset``), then stops it (:class:`_Voxels`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data = bytearray()
+        self.offset: int | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return len(self.data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if whence != 0 or offset < len(self.data):
+            raise OSError("only forward seeks")
+        if offset > len(self.data):  # (nibabel seeks to vox_offset: the padding is zeros)
+            self.write(bytes(offset - len(self.data)))
+        return len(self.data)
+
+    def write(self, data: Any) -> int:
+        self.data += data
+        if self.offset is None and len(self.data) >= 348:  # (the header is known: where do the voxels start?)
+            order = "<" if struct.unpack("<i", self.data[:4])[0] in (348, 540) else ">"
+            if _header_class(bytes(self.data[:4]), "") is nib.Nifti1Header:
+                self.offset = int(struct.unpack(order + "f", self.data[108:112])[0])
+            else:
+                self.offset = int(struct.unpack(order + "q", self.data[168:176])[0])
+        if self.offset is not None and len(self.data) >= self.offset:
+            del self.data[self.offset:]
+            raise _Voxels
+        return len(data)
+
+
+class _Voxels(Exception):
+    """nibabel has written what comes before the voxels (see :class:`_HeaderOnly`)."""
+
+
 def write_nifti(
     path: str, array: np.ndarray, *, affine: np.ndarray | None = None, header: Any = None,
-    compresslevel: int = 1, gzip: bool | None = None,
+    compresslevel: int = 1, gzip: bool | None = None, zero_runs: Iterable[tuple[int, int]] | None = None,
 ) -> None:
     """Write ``array`` as NIfTI at ``path``, gzipped through ISA-L when ``gzip`` is true (by default when
     ``path`` ends with ``.gz``).
 
     With ``header`` (from the source label map) its geometry, codes, units and extensions are kept; the data
     type becomes the array's. Output bytes depend only on the inputs (the gzip header carries no time or name).
+    ``zero_runs``: ranges of voxels, counted in storage order (i fastest), that hold only zeros, such as
+    :attr:`labelport.LabelMap.zero_runs` for the map itself or for an array that is zero wherever the map is:
+    an integer array is then gzipped without deflating them (:func:`labelport.gzip_stream`); the file reads
+    back the same (nibabel still writes everything before the voxels).
     """
     if header is not None:
         image_class = nib.Nifti2Image if isinstance(header, nib.Nifti2Header) else nib.Nifti1Image
@@ -230,11 +277,39 @@ def write_nifti(
         img.set_sform(affine, code=1)
         img.header.set_xyzt_units("mm")
     img.set_data_dtype(array.dtype)
+    gzipped = path.endswith(".gz") if gzip is None else gzip
+    # (the voxels are written as they are in memory: nibabel would swap them for a header of the other order)
+    if gzipped and zero_runs is not None and array.dtype.kind in "iu" and array.dtype.isnative \
+            and img.header.endianness == _NATIVE and _write_gzip_skipping(path, img, array, zero_runs, compresslevel):
+        return
     with open(path, "wb") as raw:
-        if path.endswith(".gz") if gzip is None else gzip:
+        if gzipped:
             with isal.igzip.IGzipFile(
                 filename="", mode="wb", fileobj=raw, compresslevel=compresslevel, mtime=0
             ) as gz:
                 img.to_file_map({"image": nib.FileHolder(fileobj=gz)})
         else:
             img.to_file_map({"image": nib.FileHolder(fileobj=raw)})
+
+
+_NATIVE = "<" if np.little_endian else ">"
+
+
+def _write_gzip_skipping(path: str, img: Any, array: np.ndarray, zero_runs: Iterable[tuple[int, int]],
+                         compresslevel: int) -> bool:
+    """Write the image gzipped, its voxels without deflating ``zero_runs`` again; False (nothing written) when
+    nibabel did not write the header before the voxels as expected."""
+    from .deflate import gzip_stream
+
+    head = _HeaderOnly()
+    with contextlib.suppress(_Voxels):
+        img.to_file_map({"image": nib.FileHolder(fileobj=head)})
+    if head.offset is None or len(head.data) != head.offset:
+        return False
+    voxels = memoryview(np.asfortranarray(array).T).cast("B")  # (i fastest, as NIfTI stores it)
+    size = array.itemsize
+    parts = gzip_stream([(memoryview(bytes(head.data)), ()), (voxels, [(a * size, b * size) for a, b in zero_runs])],
+                        level=compresslevel)
+    with open(path, "wb") as f:
+        f.writelines(parts)
+    return True

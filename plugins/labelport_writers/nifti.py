@@ -25,7 +25,8 @@ def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
     entry = task.to_record()
     for series, label_map, record in labelled(task, entry):
         path = ctx.series_path(series, opts.extension)
-        ctx.write_nifti(path, label_map.array, like=label_map, compresslevel=opts.compresslevel)
+        ctx.write_nifti(path, label_map.array, like=label_map, compresslevel=opts.compresslevel,
+                        zero_runs=label_map.zero_runs)
         replace_masks(record, path, with_mask(record, path))
     return entry
 

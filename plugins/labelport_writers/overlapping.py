@@ -30,7 +30,8 @@ def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
         for number, instance_ids in enumerate(views.layers(), start=1):
             path = ctx.write_nifti(f"{ctx.series_dir(series)}/layer-{number}.nii.gz",
                                    views.layer_array(instance_ids), like=label_map,
-                                   compresslevel=opts.compresslevel)
+                                   compresslevel=opts.compresslevel,
+                                   zero_runs=label_map.zero_runs)  # (a layer is zero wherever the map is)
             files.append(path)
             for n in instance_ids:
                 seg_map[str(n)] = {**instance_entry(series.segments[n], path), "layer": number}

@@ -27,8 +27,9 @@ def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
     entry = task.to_record()
     for series, label_map, record in labelled(task, entry):
         semantic = labelport.views(series).semantic(opts.overlap)
+        # (background stays 0: the class map is zero wherever the instance map is)
         path = ctx.write_nifti(ctx.series_path(series, ".nii.gz"), semantic, like=label_map,
-                               compresslevel=opts.compresslevel)
+                               compresslevel=opts.compresslevel, zero_runs=label_map.zero_runs)
         replace_masks(record, path, class_entries(series, path), semanticMask=True)
     return entry
 

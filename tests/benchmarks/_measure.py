@@ -21,7 +21,8 @@ import json, resource, sys, time
 # msgspec, the review page's run record, the thread pool), the writers' plugin modules and their libraries
 import concurrent.futures.thread, fastremap, scipy.ndimage
 import labelport, labelport.labels, labelport.niftiio, labelport.pipeline, labelport.review.runinfo
-import labelport.contours, labelport.dicomseries, labelport.sources.recordfile, labelport.sources.schema
+import labelport.contours, labelport.deflate, labelport.dicomseries
+import labelport.sources.recordfile, labelport.sources.schema
 if "dicom-seg" in sys.argv[3]:
     import highdicom, pydicom
 registry = labelport.Registry()
