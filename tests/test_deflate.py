@@ -125,8 +125,8 @@ def test_zero_runs_noted_while_reading_are_the_empty_blocks_of_each_slice(tmp_pa
 def test_a_nifti_gzipped_without_its_zero_runs_is_the_one_nibabel_writes(tmp_path: Path, seed: int) -> None:
     """write_nifti with a label map's zero runs against write_nifti without them (nibabel writing through
     ISA-L's gzip file): the same NIfTI bytes once inflated, header, extensions and padding included, for
-    NIfTI-1 and NIfTI-2, a header extension, big-endian sources (which nibabel's own path writes), signed and
-    unsigned types, every level; and nibabel reads back the array and the affine."""
+    NIfTI-1 and NIfTI-2, a header extension, big-endian sources, a scaled source, signed and unsigned types,
+    every level; and nibabel reads back the array and the affine."""
     rng = np.random.default_rng(seed)
     dtype = np.dtype(str(rng.choice(["uint8", "uint16", "int16", "int32", "uint32"])))
     shape = (int(rng.integers(60, 300)), int(rng.integers(60, 300)), int(rng.integers(1, 9)))
@@ -141,7 +141,14 @@ def test_a_nifti_gzipped_without_its_zero_runs_is_the_one_nibabel_writes(tmp_pat
     if seed % 2:
         source.header.extensions.append(nib.nifti1.Nifti1Extension(6, b"a comment of some length"))
     nib.save(source, str(tmp_path / "source.nii.gz"))
+    if seed == 4:  # a scaled source: read as whole numbers, with a header that keeps the scaling
+        head = nib.load(str(tmp_path / "source.nii.gz")).header.copy()
+        head["scl_slope"], head["scl_inter"] = 2.0, 0.0
+        stored = gzip.decompress((tmp_path / "source.nii.gz").read_bytes())
+        (tmp_path / "source.nii.gz").write_bytes(gzip.compress(head.binaryblock + stored[348:]))
+        array = array * 2
     label_map = labelport.LabelMap(str(tmp_path / "source.nii.gz"), labelport.read_label_nifti)
+    assert (label_map.header.get_slope_inter()[0] == 2.0) == (seed == 4)
     level = seed % 4
     labelport.write_nifti(str(tmp_path / "runs.nii.gz"), label_map.array, header=label_map.header,
                           compresslevel=level, zero_runs=label_map.zero_runs)
