@@ -34,7 +34,7 @@ def _same_image(a: Path, b: Path) -> None:
 
 
 def test_make_case_overlap_round_trip(tmp_path: Path, make_case) -> None:
-    case = make_case(tmp_path / "case", "--overlap", "--shape", "96", "80", "40")
+    case = make_case(tmp_path / "case", "--overlap", "--shape", "256", "128", "30")  # (slices of 4 blocks)
     report = labelport.export(case, tmp_path / "x", ["nifti"])
     assert report.ok and report.written == {"nifti": 1}
     src_tasks = json.loads((case / "tasks.json").read_text())

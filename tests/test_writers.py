@@ -82,10 +82,12 @@ def _referenced(series: dict[str, Any]) -> set[str]:
     return set([segs] if isinstance(segs, str) else segs) | ({series["classMap"]} if "classMap" in series else set())
 
 
-@pytest.fixture(params=["demo", "overlap", "thin"])
+@pytest.fixture(params=["demo", "overlap", "thin", "large"])
 def project(request: pytest.FixtureRequest, demo: Path, tmp_path: Path, make_case: Any) -> Path:
     if request.param == "demo":
         return demo
+    if request.param == "large":  # (slices of 128 KiB: writers skip the map's empty 16 KiB blocks, see zero_runs)
+        return make_case(tmp_path / "large", "--overlap", "--shape", "256", "256", "20", "--no-images")
     flag = "--overlap" if request.param == "overlap" else "--thin"
     return make_case(tmp_path / request.param, flag, "--shape", "64", "56", "24", "--dtype", "uint8", "--tasks", "2")
 

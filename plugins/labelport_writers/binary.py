@@ -44,7 +44,8 @@ def write(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
             for box, mask in parts:
                 buffer[box][mask] = 1
             path = f"{ctx.series_dir(series)}/{stem.format(key + offset)}.nii.gz"
-            masks[key] = ctx.write_nifti(path, buffer, like=label_map, compresslevel=opts.compresslevel)
+            masks[key] = ctx.write_nifti(path, buffer, like=label_map, compresslevel=opts.compresslevel,
+                                         zero_runs=label_map.zero_runs)  # (a mask is zero wherever the map is)
             for box, _ in parts:
                 buffer[box] = 0
         if opts.per == "instance":
