@@ -36,6 +36,13 @@ def _adler32_combine(first: int, second: int, second_length: int) -> int:
     return low | high << 16
 
 
+def _zero_sizes(length: int) -> list[int]:
+    """A run of zeros as the pieces it is made from: 1 MiB as often as it fits, then the powers of two that make
+    up the rest."""
+    whole, rest = divmod(length, _UNIT)
+    return [_UNIT] * whole + [1 << bit for bit in range(rest.bit_length()) if rest >> bit & 1]
+
+
 class _Check:
     """A checksum: of a piece, of two pieces joined, and of a run of zeros (from the checksums of 1 MiB and of
     powers of two of zeros, each summed once per process)."""
@@ -45,9 +52,8 @@ class _Check:
         self._zeros: dict[int, int] = {}
 
     def zeros(self, length: int) -> int:
-        whole, rest = divmod(length, _UNIT)
         value = self.start
-        for size in [_UNIT] * whole + [1 << bit for bit in range(rest.bit_length()) if rest >> bit & 1]:
+        for size in _zero_sizes(length):
             if size not in self._zeros:
                 self._zeros[size] = self.of(memoryview(bytes(size)))
             value = self.combine(value, self._zeros[size], size)
@@ -70,13 +76,9 @@ def _zeros_deflated(length: int, level: int) -> bytes:  # (powers of two up to _
 
 
 def _zeros(length: int, level: int) -> bytes:
-    """``length`` zero bytes as :func:`_deflate` makes them: the deflated 1 MiB repeated, then the deflated
-    powers of two that make up the rest (each deflated once per process, so runs of any length cost nothing
-    more)."""
-    whole, rest = divmod(length, _UNIT)
-    parts = [_zeros_deflated(_UNIT, level) * whole]
-    parts += [_zeros_deflated(1 << bit, level) for bit in range(rest.bit_length()) if rest >> bit & 1]
-    return b"".join(parts)
+    """``length`` zero bytes as :func:`_deflate` makes them, from the deflated :func:`_zero_sizes` (each
+    deflated once per process, so runs of any length cost nothing more)."""
+    return b"".join([_zeros_deflated(size, level) for size in _zero_sizes(length)])
 
 
 def _pieces(size: int, zeros: Runs) -> list[tuple[int, int, bool]]:
