@@ -17,7 +17,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 import pytest
-from cases import TAXONOMY, dicom_export
+from cases import TAXONOMY, dicom_export, tiny_export
 from PIL import Image
 
 from labelport.review.readback import read_series
@@ -180,6 +180,30 @@ def test_every_readable_writer_reads_back_to_the_source_masks(tmp_path: Path) ->
         assert view.image is not None and view.image.shape == SHAPE, writer
     summary = json.loads((out / "nifti" / ".labelport" / "last-export.json").read_text())
     assert summary["writer"] == "nifti" and summary["written"] == 1 and summary["failures"] == []
+
+
+def test_the_run_record_follows_each_export_and_a_repeat_leaves_it_alone(tmp_path: Path) -> None:
+    import labelport
+
+    source = tiny_export(tmp_path / "src", ["a", "b"])
+    out, folder = tmp_path / "out", tmp_path / "out" / ".labelport"
+    files = [folder / "last-export.json", folder / "taxonomy.json"]
+
+    def state() -> list[tuple[int, int, bytes]]:
+        return [(f.stat().st_ino, f.stat().st_mtime_ns, f.read_bytes()) for f in files]
+
+    labelport.export(source, out, "nifti", workers=1)
+    assert json.loads(files[0].read_text())["written"] == 2
+    labelport.export(source, out, "nifti", workers=1)
+    again = state()
+    assert json.loads(files[0].read_text())["written"] == 0 and json.loads(files[0].read_text())["unchanged"] == 2
+    labelport.export(source, out, "nifti", workers=1)
+    assert state() == again  # the same record: neither file is written
+    (source / "segmentations" / "task-0001" / "CT.nii.gz").write_bytes(b"not a label map")
+    labelport.export(source, out, "nifti", workers=1)
+    run = json.loads(files[0].read_text())
+    assert run["unchanged"] == 1 and [f["task"] for f in run["failures"]] == ["b"]
+    assert not list(folder.glob("*.tmp"))
 
 
 def test_readme_review_example(tmp_path: Path) -> None:

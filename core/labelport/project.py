@@ -17,7 +17,6 @@ runs it again.
 from __future__ import annotations
 
 import json
-import traceback
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any, overload
@@ -93,6 +92,8 @@ def run_project(manifest: Manifest, writer: str, options: Any, step: ProjectFunc
                 manifest.remove_files([relpath])
             del ctx.written[done:]
             problem = str(exc) if isinstance(exc, LabelportError) else f"{type(exc).__name__}: {exc}"
+            import traceback  # (only for a failure)
+
             failures.append(Failure(PROJECT, "", writer, f"writer {writer!r}, {what}: {problem}",
                                     traceback.format_exc()))
     manifest.record_project(None if failures else fp, list(dict.fromkeys(ctx.written)))

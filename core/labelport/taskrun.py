@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import traceback
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -107,6 +106,8 @@ def failure(exc: BaseException, task: str, task_id: str, writer: str | None) -> 
                   "a failure of this task"
     else:  # a bug or an unexpected library error: still one line, the traceback for --debug
         message = f"task {task!r}: {type(exc).__name__}: {exc}"
+    import traceback  # (here: an export that fails nothing never needs it)
+
     return Failure(task, task_id, writer, message, traceback.format_exc())
 
 

@@ -18,9 +18,18 @@ def hex_color(rgb: Any) -> str:
 
 
 def _write(path: str, value: Any) -> None:
+    """Write ``value`` as JSON into ``path`` (whole, through a temporary file), unless it holds that already (a
+    re-export that changed nothing leaves both files as they were)."""
+    text = json.dumps(value, indent=1, default=str)
+    try:
+        with open(path, encoding="utf-8") as f:
+            if f.read(len(text) + 1) == text:
+                return
+    except (OSError, ValueError):  # none yet, or not text
+        pass
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=1, default=str)
+        f.write(text)
     os.replace(tmp, path)
 
 
