@@ -21,10 +21,12 @@ import json, resource, sys, time
 # msgspec, the review page's run record, the thread pool), the writers' plugin modules and their libraries
 import concurrent.futures.thread, fastremap, scipy.ndimage
 import labelport, labelport.labels, labelport.niftiio, labelport.pipeline, labelport.review.runinfo
-import labelport.contours, labelport.deflate, labelport.dicomseries
+import labelport.contours, labelport.deflate, labelport.dicomseries, labelport.images
 import labelport.sources.recordfile, labelport.sources.schema
 if "dicom-seg" in sys.argv[3]:
     import highdicom, pydicom
+if "images-nifti" in sys.argv[3]:  # (reads the DICOM series with SimpleITK)
+    import SimpleITK
 registry = labelport.Registry()
 for name in json.loads(sys.argv[3]):
     registry.writer(name)
@@ -66,7 +68,9 @@ def measure(case: Path, out: Path, writers: list[str], options: dict[str, Any] |
     runs = []
     for n in range(repeat):
         child = subprocess.run([sys.executable, "-c", CHILD, str(case), f"{out}-{n}", json.dumps(writers),
-                                json.dumps(options or {})], check=True, capture_output=True, text=True)
+                                json.dumps(options or {})], capture_output=True, text=True)
+        if child.returncode != 0:
+            raise SystemExit(f"the export of {case} with {writers} failed:\n{child.stderr[-3000:]}")
         runs.append(json.loads(child.stdout))
     # labelport's own modules imported on first use belong with the imports above (a library's own lazy imports,
     # such as Pillow's image plugins on the first save, happen within the SDK's timed steps too)

@@ -3,6 +3,7 @@
 
     python tests/benchmarks/bench_export.py                       # 512x512x200 uint16, 5 instances, nifti
     python tests/benchmarks/bench_export.py --shape 256 256 100 --repeat 5 --writer nifti
+    python tests/benchmarks/bench_export.py --shape 512 512 600 --writer images-nifti   # with its DICOM series
 
 Each run is a fresh process, measured the way ../shared/bench/sdk_baseline.py measures the SDK: ``seconds`` is
 the export call alone (imports excluded), ``peak_rss_mb`` the child's ru_maxrss right after it, ``cli_s`` the
@@ -20,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import labelport
+
 sys.path.insert(0, str(Path(__file__).parent))
 from _measure import labelport_command, make_case, measure
 
@@ -34,8 +37,10 @@ def main() -> None:
     args = ap.parse_args()
     writers = args.writer or ["nifti"]
     with tempfile.TemporaryDirectory(prefix="labelport-bench-") as tmp:
-        case = args.case or make_case(Path(tmp) / "case", "--shape", *map(str, args.shape), "--no-images",
-                                      *(["--overlap"] if args.overlap else []))
+        registry = labelport.Registry()  # (a writer that reads the images gets a case with its DICOM series)
+        images = any(registry.writer(name).spec.needs_images for name in writers)
+        case = args.case or make_case(Path(tmp) / "case", "--shape", *map(str, args.shape),
+                                      *([] if images else ["--no-images"]), *(["--overlap"] if args.overlap else []))
         tasks = json.loads((case / "tasks.json").read_text())
         shape = tasks[0]["series"][0]["imageHeaders"]["dimensions"]
         raw_mb = 2 * shape[0] * shape[1] * shape[2] / 2**20  # make_case writes uint16 by default

@@ -6,7 +6,7 @@ commands, medians.
     python tests/benchmarks/bench_report.py                       # 500 tasks of 64x56x24, nifti, median of 3
     python tests/benchmarks/bench_report.py --tasks 100 --writer dicom-seg
 
-Target (issue "See the export"): the report takes at most a quarter of the export's time.
+Target: the report takes at most a quarter of the export's time.
 """
 
 from __future__ import annotations

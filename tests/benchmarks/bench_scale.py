@@ -8,8 +8,8 @@ re-run after one label map changed; then the memory per task.
     python tests/benchmarks/bench_scale.py                          # 1,000, 10,000 and 50,000 tasks
     python tests/benchmarks/bench_scale.py --tasks 1000 5000 --workers 2
 
-Targets (issue "fast at 50,000 tasks"): a no-op re-run within start-up + 0.05 ms per task and under 5 % of the
-first export at 1,000 tasks; memory flat (+-10 %) in the number of tasks.
+Targets: a no-op re-run within start-up + 0.05 ms per task and under 5 % of the first export at 1,000 tasks;
+memory flat (+-10 %) in the number of tasks.
 """
 
 from __future__ import annotations
