@@ -90,6 +90,43 @@ def test_missing_optional_dependency(demo: Path, tmp_path: Path) -> None:
         labelport.export(demo, tmp_path / "o", ["needy"], registry=registry)
 
 
+def _warning_writer(tmp_path: Path) -> labelport.Registry:
+    """A writer that warns once of each kind: its own UserWarning, a DeprecationWarning, and a ResourceWarning
+    for a file that earlier code left open and the garbage collector closes while the writer runs."""
+    import gc
+    import warnings
+
+    def warns(task: labelport.Task, ctx: labelport.WriterContext) -> dict[str, Any]:
+        warnings.warn(f"odd spacing in {task.name}", UserWarning, stacklevel=1)
+        warnings.warn("old_api() is deprecated", DeprecationWarning, stacklevel=1)
+        leaked = [open(tmp_path / "leaked.txt", "w")]  # noqa: SIM115  (an unclosed file...
+        leaked.append(leaked)  # ...in a cycle: only a collection finalizes it)
+        del leaked
+        gc.collect()
+        return task.to_record()
+
+    class Plugin:
+        @labelport.hookimpl
+        def register_writers(self) -> list[WriterSpec]:
+            return [WriterSpec("warns", "warns", warns)]
+
+    return labelport.Registry(entry_point_plugins=False, extra=[("warns", Plugin())])
+
+
+def test_a_writers_warnings_are_its_own_and_as_python_shows_them(demo: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = _warning_writer(tmp_path)
+    report = labelport.export(demo, tmp_path / "o", ["warns"], registry=registry, workers=1)
+    tasks = report.tasks_seen
+    assert report.ok and tasks > 1
+    assert len([w for w in report.warnings if "odd spacing" in w]) == tasks  # every task's, not once
+    assert not [w for w in report.warnings if "deprecated" in w or "unclosed" in w], report.warnings
+    monkeypatch.setattr(sys, "warnoptions", ["default"])  # as python -W default asks for them
+    report = labelport.export(demo, tmp_path / "w", ["warns"], registry=registry, workers=1)
+    assert len([w for w in report.warnings if "deprecated" in w]) == tasks
+    assert [w for w in report.warnings if "unclosed file" in w]
+
+
 def test_unknown_writer_lists_the_known_ones() -> None:
     with pytest.raises(PluginError, match=r"unknown writer 'nope' \(available: .*nifti"):
         labelport.Registry(entry_point_plugins=False).writer("nope")

@@ -7,7 +7,6 @@ import os
 import sys
 import time
 import typing
-import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
 from typing import Any
@@ -34,9 +33,9 @@ __all__ = ["main"]
 def _registry(show_warnings: bool = True) -> Registry:
     """The plugin registry; its loading warnings become one plain line each on stderr."""
     from .plugins import Registry
+    from .warned import caught_warnings
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with caught_warnings() as caught:
         registry = Registry()
     for message in dict.fromkeys(str(w.message) for w in caught) if show_warnings else ():
         click.echo(f"warning: {message.removeprefix('labelport: ')}", err=True)

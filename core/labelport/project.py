@@ -17,7 +17,6 @@ runs it again.
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any, overload
 
@@ -26,6 +25,7 @@ from .errors import LabelportError
 from .manifest import Manifest, fingerprint
 from .taskrun import Failure, Interrupted
 from .tasksjson import write_tasks_json
+from .warned import caught_warnings
 from .writer import ProjectFunction
 
 __all__ = ["PROJECT", "TaskEntries", "run_project"]
@@ -80,8 +80,7 @@ def run_project(manifest: Manifest, writer: str, options: Any, step: ProjectFunc
     for what, function in steps:
         done = len(ctx.written)
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
+            with caught_warnings() as caught:
                 function(entries, ctx)
             for found in caught:
                 ctx.warn(str(found.message))

@@ -25,6 +25,7 @@ from .paths import UniqueNames
 from .plugins import WriterInfo
 from .sources import Source, TaskRef
 from .tasksjson import encode_entry
+from .warned import caught_warnings
 
 __all__ = ["Failure", "Outcome", "Settings", "run_task"]
 
@@ -144,8 +145,7 @@ def run_task(src: Source, ref: TaskRef, folder: str, chosen: Chosen, roots: Mapp
         for info, opts in chosen:
             ctx = WriterContext(roots[info.name], folder, stems, opts, writer=info.name)
             try:
-                with warnings.catch_warnings(record=True) as caught:  # library warnings: once each, named
-                    warnings.simplefilter("always")
+                with caught_warnings() as caught:  # library warnings: once each, named
                     entry = info.spec.write(task.copy(), ctx)
                 for found in caught:
                     ctx.warn(str(found.message))
