@@ -209,13 +209,14 @@ def _read(stream: _Stream, path: str, expected: tuple[int, ...] | None, limit: i
 
 
 class _HeaderOnly(io.RawIOBase):
-    """A file for nibabel to write an image into that keeps what comes before the voxels (the header, its
-    extensions and the padding up to ``vox_offset``), then stops it (:class:`_Voxels`)."""
+    """A file for nibabel to write an image with ``header`` into that keeps what comes before the voxels (the
+    header, its extensions and the padding up to ``vox_offset``), then stops it (:class:`_Voxels`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, header: Any) -> None:
         super().__init__()
         self.data = bytearray()
         self.offset: int | None = None
+        self._layout = header.template_dtype.newbyteorder(header.endianness)  # (the header as written)
 
     def writable(self) -> bool:
         return True
@@ -235,12 +236,9 @@ class _HeaderOnly(io.RawIOBase):
 
     def write(self, data: Any) -> int:
         self.data += data
-        if self.offset is None and len(self.data) >= 348:  # (the header is known: where do the voxels start?)
-            order = "<" if struct.unpack("<i", self.data[:4])[0] in (348, 540) else ">"
-            if _header_class(bytes(self.data[:4]), "") is nib.Nifti1Header:
-                self.offset = int(struct.unpack(order + "f", self.data[108:112])[0])
-            else:
-                self.offset = int(struct.unpack(order + "q", self.data[168:176])[0])
+        size = self._layout.itemsize
+        if self.offset is None and len(self.data) >= size:  # (the header is written: where do the voxels start?)
+            self.offset = int(np.frombuffer(bytes(self.data[:size]), self._layout)["vox_offset"][0])
         if self.offset is not None and len(self.data) >= self.offset:
             del self.data[self.offset:]
             raise _Voxels
@@ -301,7 +299,7 @@ def _write_gzip_skipping(path: str, img: Any, array: np.ndarray, zero_runs: Iter
     nibabel did not write the header before the voxels as expected."""
     from .deflate import gzip_stream
 
-    head = _HeaderOnly()
+    head = _HeaderOnly(img.header)
     with contextlib.suppress(_Voxels):
         img.to_file_map({"image": nib.FileHolder(fileobj=head)})
     if head.offset is None or len(head.data) != head.offset:
